@@ -1,0 +1,224 @@
+//! One log record as it flows through the pipeline: a tag, an event time and
+//! an ordered list of fields.
+//!
+//! Invariants: field order is insertion order (users expect nginx's field
+//! order in their output) and duplicate keys are allowed, exactly as Fluent
+//! Bit's msgpack maps allow them (the `parser` filter with `Reserve_Data`
+//! produces two `time` keys on the sidecar pipeline). Which duplicate wins is
+//! decided by the reader: templates take the first, record accessors the last.
+
+use std::sync::Arc;
+
+/// Event time: seconds since the Unix epoch plus nanoseconds (0..1e9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    pub const fn new(secs: i64, nanos: u32) -> Self {
+        Timestamp { secs, nanos }
+    }
+
+    /// The wall clock now.
+    pub fn now() -> Self {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp::new(d.as_secs() as i64, d.subsec_nanos()),
+            Err(_) => Timestamp::default(),
+        }
+    }
+
+    /// Seconds as a float, as Fluent Bit hands it to Lua and prints `{time}`.
+    pub fn as_f64(self) -> f64 {
+        self.secs as f64 + self.nanos as f64 / 1e9
+    }
+
+    /// Build from float seconds (Lua's view of time); sub-microsecond
+    /// precision is rounded to the nearest microsecond like Fluent Bit.
+    pub fn from_f64(v: f64) -> Self {
+        if !v.is_finite() {
+            return Timestamp::default();
+        }
+        let secs = v.floor();
+        let mut nanos = ((v - secs) * 1e6).round() as i64 * 1000;
+        let mut secs = secs as i64;
+        if nanos >= 1_000_000_000 {
+            secs += 1;
+            nanos -= 1_000_000_000;
+        }
+        Timestamp::new(secs, nanos as u32)
+    }
+}
+
+/// A field value; keeps the JSON type it arrived with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// Always valid UTF-8: invalid input bytes become U+FFFD when a record is
+    /// built, so every output format stays valid and no byte is dropped
+    /// silently.
+    Str(String),
+    Array(Vec<Value>),
+    Map(Map),
+}
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+
+/// Ordered key/value pairs; duplicates allowed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Map(Vec<(String, Value)>);
+
+impl Map {
+    pub fn new() -> Self {
+        Map(Vec::new())
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Map(Vec::with_capacity(n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Append a pair (never replaces: duplicates are kept, like msgpack maps).
+    pub fn push(&mut self, key: impl Into<String>, value: Value) {
+        self.0.push((key.into(), value));
+    }
+
+    /// The first value under `key` (what Fluent Bit's template output reads).
+    pub fn get_first(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The last value under `key` (what record accessors and Lua tables see).
+    pub fn get_last(&self, key: &str) -> Option<&Value> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Set `key`: replaces the last occurrence, or appends.
+    pub fn set(&mut self, key: &str, value: Value) {
+        match self.0.iter_mut().rev().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((key.to_owned(), value)),
+        }
+    }
+
+    /// Remove every pair under `key`; returns the last removed value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let mut last = None;
+        let mut i = 0;
+        while i < self.0.len() {
+            if self.0[i].0 == key {
+                last = Some(self.0.remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+        last
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn extend(&mut self, other: Map) {
+        self.0.extend(other.0);
+    }
+
+    pub fn into_pairs(self) -> Vec<(String, Value)> {
+        self.0
+    }
+
+    pub fn from_pairs(pairs: Vec<(String, Value)>) -> Self {
+        Map(pairs)
+    }
+}
+
+/// One record in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Shared because every record from one input carries the same tag.
+    pub tag: Arc<str>,
+    pub time: Timestamp,
+    pub fields: Map,
+}
+
+impl Record {
+    pub fn new(tag: Arc<str>, time: Timestamp, fields: Map) -> Self {
+        Record { tag, time, fields }
+    }
+}
+
+/// Bytes to a `String`, replacing invalid UTF-8 with U+FFFD (never dropping
+/// bytes silently). Valid input is copied once without re-validation cost.
+pub fn lossy_string(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_keep_order_and_readers_choose() {
+        let mut m = Map::new();
+        m.push("time", Value::from("json"));
+        m.push("vhost", Value::from("a"));
+        m.push("time", Value::from("syslog"));
+        assert_eq!(m.get_first("time"), Some(&Value::from("json")));
+        assert_eq!(m.get_last("time"), Some(&Value::from("syslog")));
+        m.set("time", Value::from("x"));
+        assert_eq!(m.get_first("time"), Some(&Value::from("json")));
+        assert_eq!(m.remove("time"), Some(Value::from("x")));
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn float_time_round_trip_keeps_microseconds() {
+        let t = Timestamp::from_f64(1732379400.123456);
+        assert_eq!(t, Timestamp::new(1732379400, 123_456_000));
+        assert_eq!(Timestamp::from_f64(-0.5), Timestamp::new(-1, 500_000_000));
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_character() {
+        assert_eq!(lossy_string(b"a\xffb"), "a\u{fffd}b");
+    }
+}

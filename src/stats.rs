@@ -1,0 +1,104 @@
+//! Counters for every record that enters, leaves or is lost, per plugin
+//! instance. Plain relaxed atomics: the data path bumps them without locks and
+//! the HTTP endpoints and the shutdown summary read them.
+//!
+//! Invariant the tests check: for an input, `received = written + dropped`
+//! summed over reasons once the pipeline has drained.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why an input lost a message before it became a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputDrop {
+    /// The hand-off to the pipeline was over its memory budget.
+    BufferFull,
+    /// No parser matched the message (Fluent Bit drops these too).
+    ParseFailure,
+    /// Larger than the receive buffer; the kernel truncated it.
+    Oversize,
+    /// Empty datagram or line.
+    Empty,
+}
+
+/// Counters of one input instance (`syslog.0`).
+#[derive(Debug, Default)]
+pub struct InputCounters {
+    /// Messages taken from the socket (before any drop).
+    pub received: Counter,
+    /// Bytes taken from the socket.
+    pub bytes: Counter,
+    /// Records handed to the filters (Fluent Bit's `records`).
+    pub records: Counter,
+    pub dropped_buffer_full: Counter,
+    pub dropped_parse_failure: Counter,
+    pub dropped_oversize: Counter,
+    pub dropped_empty: Counter,
+    /// Kernel-side drops reported by the socket (UDP `SO_RXQ_OVFL`).
+    pub kernel_drops: Counter,
+}
+
+impl InputCounters {
+    pub fn drop(&self, why: InputDrop, n: u64) {
+        match why {
+            InputDrop::BufferFull => self.dropped_buffer_full.add(n),
+            InputDrop::ParseFailure => self.dropped_parse_failure.add(n),
+            InputDrop::Oversize => self.dropped_oversize.add(n),
+            InputDrop::Empty => self.dropped_empty.add(n),
+        }
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_buffer_full.get()
+            + self.dropped_parse_failure.get()
+            + self.dropped_oversize.get()
+            + self.dropped_empty.get()
+    }
+}
+
+/// Counters of one filter instance (`lua.1`).
+#[derive(Debug, Default)]
+pub struct FilterCounters {
+    /// Records the filter removed on purpose (grep, Lua `-1`).
+    pub drop_records: Counter,
+    /// Records the filter added (Lua split, rewrite_tag copies).
+    pub add_records: Counter,
+    /// rewrite_tag: records re-emitted under a new tag.
+    pub emit_records: Counter,
+    /// Errors that let the record pass unchanged (Lua error in protected mode).
+    pub errors: Counter,
+}
+
+/// Counters of one output instance (`file.0`).
+#[derive(Debug, Default)]
+pub struct OutputCounters {
+    /// Records written (Fluent Bit's `proc_records`).
+    pub proc_records: Counter,
+    pub proc_bytes: Counter,
+    /// Failed operations (open or write errors).
+    pub errors: Counter,
+    /// Records lost to those errors.
+    pub dropped_records: Counter,
+    /// Records whose path was refused and went to the fallback or were dropped.
+    pub path_refused: Counter,
+    pub retries: Counter,
+    pub retries_failed: Counter,
+    pub retried_records: Counter,
+}
