@@ -56,7 +56,7 @@ pub struct InputCounters {
 }
 
 impl InputCounters {
-    pub fn drop(&self, why: InputDrop, n: u64) {
+    pub fn dropped(&self, why: InputDrop, n: u64) {
         match why {
             InputDrop::BufferFull => self.dropped_buffer_full.add(n),
             InputDrop::ParseFailure => self.dropped_parse_failure.add(n),
@@ -84,6 +84,8 @@ pub struct FilterCounters {
     pub emit_records: Counter,
     /// Errors that let the record pass unchanged (Lua error in protected mode).
     pub errors: Counter,
+    /// `parser` filter: values no parser matched (the record passes unchanged).
+    pub parse_failures: Counter,
 }
 
 /// Counters of one output instance (`file.0`).
@@ -101,4 +103,13 @@ pub struct OutputCounters {
     pub retries: Counter,
     pub retries_failed: Counter,
     pub retried_records: Counter,
+}
+
+/// Counters of the pipeline as a whole.
+#[derive(Debug, Default)]
+pub struct PipelineCounters {
+    /// Records no output's Match selected (lost unless an output matches).
+    pub unrouted: Counter,
+    /// Records dropped because rewrite_tag kept re-tagging them.
+    pub rewrite_loops: Counter,
 }

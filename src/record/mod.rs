@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+pub mod accessor;
+
 /// Event time: seconds since the Unix epoch plus nanoseconds (0..1e9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub struct Timestamp {

@@ -1,0 +1,320 @@
+//! The datagram receive loop: one thread per datagram socket that does
+//! nothing but drain the kernel queue with `recvmmsg` and hand batches to the
+//! pipeline. It never waits on anything downstream: a refused batch is
+//! dropped and counted (`buffer_full`).
+//!
+//! Datagrams are taken whole up to `SLOT` bytes (Fluent Bit cuts them at
+//! 32 KiB and the JSON then fails); a larger one is reported by the kernel
+//! as truncated and counted as `oversize`. The slot buffers are allocated
+//! zeroed and untouched, so only the pages real datagrams touch are resident.
+
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::handoff::{Batch, Handoff};
+use crate::ratelimit::RateLimiter;
+use crate::record::Timestamp;
+use crate::stats::{InputCounters, InputDrop};
+use crate::warn_limited;
+
+/// Largest datagram taken whole: above the kernel's default maximum for a
+/// unix datagram (212,960 bytes with the default `wmem_default`).
+pub const SLOT: usize = 256 * 1024;
+/// Datagrams per `recvmmsg` call.
+const SLOTS: usize = 32;
+
+pub struct DgramReceiver {
+    pub fd: RawFd,
+    pub input: usize,
+    pub handoff: Handoff,
+    pub counters: Arc<InputCounters>,
+    pub stop: Arc<AtomicBool>,
+    /// Keep the sender's address with each message (UDP `Source_Address_Key`).
+    pub want_peer: bool,
+    /// Unlinked before the final drain so no new sender connects.
+    pub unlink: Option<PathBuf>,
+}
+
+struct Slots {
+    bufs: Vec<u8>,
+    iovs: Vec<libc::iovec>,
+    names: Vec<libc::sockaddr_storage>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl Slots {
+    fn new() -> Box<Slots> {
+        // SAFETY: all-zero is a valid sockaddr_storage / mmsghdr.
+        let mut s = Box::new(Slots {
+            bufs: vec![0u8; SLOT * SLOTS],
+            iovs: Vec::with_capacity(SLOTS),
+            names: vec![unsafe { std::mem::zeroed() }; SLOTS],
+            hdrs: vec![unsafe { std::mem::zeroed() }; SLOTS],
+        });
+        let base = s.bufs.as_mut_ptr();
+        for i in 0..SLOTS {
+            // SAFETY: i * SLOT is inside `bufs` (SLOT * SLOTS bytes).
+            let iov_base = unsafe { base.add(i * SLOT) } as *mut libc::c_void;
+            s.iovs.push(libc::iovec {
+                iov_base,
+                iov_len: SLOT,
+            });
+        }
+        s
+    }
+
+    /// Reset headers before each call (the kernel writes lengths and flags).
+    fn arm(&mut self, want_peer: bool) {
+        for i in 0..SLOTS {
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            if want_peer {
+                h.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
+                h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            } else {
+                h.msg_name = std::ptr::null_mut();
+                h.msg_namelen = 0;
+            }
+            self.hdrs[i].msg_len = 0;
+        }
+    }
+
+    fn datagram(&self, i: usize) -> &[u8] {
+        let len = (self.hdrs[i].msg_len as usize).min(SLOT);
+        &self.bufs[i * SLOT..i * SLOT + len]
+    }
+}
+
+impl DgramReceiver {
+    /// Run until `stop` is set, then drain what the kernel still holds.
+    /// The socket must have a receive timeout (so `stop` is seen promptly).
+    pub fn run(self) {
+        let mut slots = Slots::new();
+        let errors = RateLimiter::default();
+        let drops = RateLimiter::default();
+        while !self.stop.load(Ordering::Relaxed) {
+            match self.receive(&mut slots, libc::MSG_WAITFORONE) {
+                Ok(Some(batch)) => {
+                    if let Err(refused) = self.handoff.offer(batch) {
+                        let n = refused.msgs.len() as u64;
+                        self.counters.dropped(InputDrop::BufferFull, n);
+                        warn_limited!(drops, dropped = n, "pipeline buffer full: dropping received messages (counted as buffer_full)");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn_limited!(errors, error = %e, "recvmmsg failed");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        }
+        self.drain(&mut slots);
+    }
+
+    /// Shutdown: stop new senders, then take everything already queued.
+    fn drain(&self, slots: &mut Slots) {
+        if let Some(path) = &self.unlink {
+            let _ = std::fs::remove_file(path);
+        }
+        let mut drained = 0usize;
+        while let Ok(Some(batch)) = self.receive(slots, libc::MSG_DONTWAIT) {
+            drained += batch.msgs.len();
+            if !self.handoff.send_blocking(batch) {
+                break;
+            }
+        }
+        tracing::debug!(drained, "receiver drained the kernel queue");
+    }
+
+    /// One `recvmmsg`; `Ok(None)` on timeout or when nothing is queued.
+    fn receive(&self, slots: &mut Slots, flags: libc::c_int) -> std::io::Result<Option<Batch>> {
+        slots.arm(self.want_peer);
+        // SAFETY: hdrs holds SLOTS armed headers whose iovecs point into `bufs`,
+        // which outlives the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.fd,
+                slots.hdrs.as_mut_ptr(),
+                SLOTS as libc::c_uint,
+                flags,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        let n = n as usize;
+        let mut batch = Batch::new(self.input);
+        batch.received_at = Timestamp::now();
+        let mut bytes = 0u64;
+        for i in 0..n {
+            let data = slots.datagram(i);
+            bytes += slots.hdrs[i].msg_len as u64;
+            if slots.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                self.counters.dropped(InputDrop::Oversize, 1);
+                continue;
+            }
+            if data.is_empty() {
+                self.counters.dropped(InputDrop::Empty, 1);
+                continue;
+            }
+            let peer = if self.want_peer {
+                peer_name(&slots.names[i], slots.hdrs[i].msg_hdr.msg_namelen)
+            } else {
+                None
+            };
+            batch.push(data, peer);
+        }
+        self.counters.received.add(n as u64);
+        self.counters.bytes.add(bytes);
+        Ok(if batch.is_empty() { None } else { Some(batch) })
+    }
+}
+
+/// Format a UDP sender's address (`ip:port`); unix senders have none worth keeping.
+fn peer_name(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Box<str>> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    if len == 0 {
+        return None;
+    }
+    match ss.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(
+                SocketAddr::from((ip, u16::from_be(a.sin_port)))
+                    .to_string()
+                    .into(),
+            )
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(
+                SocketAddr::from((ip, u16::from_be(a.sin6_port)))
+                    .to_string()
+                    .into(),
+            )
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::handoff;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Duration;
+
+    fn start(
+        limit: usize,
+        batches: usize,
+    ) -> (
+        tempfile::TempDir,
+        UnixDatagram,
+        handoff::Intake,
+        Arc<InputCounters>,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let (tx, rx) = handoff::channel(batches, limit);
+        let counters = Arc::new(InputCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let r = DgramReceiver {
+            fd: sock.as_raw_fd(),
+            input: 0,
+            handoff: tx,
+            counters: counters.clone(),
+            stop: stop.clone(),
+            want_peer: false,
+            unlink: Some(path.clone()),
+        };
+        let h = std::thread::spawn(move || {
+            r.run();
+            drop(sock);
+        });
+        let client = UnixDatagram::unbound().unwrap();
+        client.connect(&path).unwrap();
+        (dir, client, rx, counters, stop, h)
+    }
+
+    fn collect(rx: &handoff::Intake) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Ok(b) = rx.recv_timeout(Duration::from_millis(300)) {
+            out.extend(b.msgs.iter().map(|m| b.message(m).to_vec()));
+            rx.done(&b);
+        }
+        out
+    }
+
+    #[test]
+    fn datagrams_arrive_whole_and_empty_ones_are_counted() {
+        let (_dir, client, rx, counters, stop, h) = start(1 << 20, 64);
+        let big = vec![b'x'; 100_000]; // Fluent Bit would cut this at 32 KiB
+        client.send(b"<190>one").unwrap();
+        client.send(b"").unwrap();
+        client.send(&big).unwrap();
+        let got = collect(&rx);
+        assert_eq!(got, vec![b"<190>one".to_vec(), big]);
+        assert_eq!(counters.received.get(), 3);
+        assert_eq!(counters.dropped_empty.get(), 1);
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn queued_datagrams_are_drained_at_stop_and_the_socket_file_removed() {
+        let (dir, client, rx, counters, stop, h) = start(1 << 20, 64);
+        stop.store(true, Ordering::Relaxed);
+        // Sent after stop was requested but before the receiver saw it or
+        // unlinked: whatever the kernel accepted must still come out.
+        let mut sent = 0;
+        for i in 0..5 {
+            if client.send(format!("m{i}").as_bytes()).is_ok() {
+                sent += 1;
+            }
+        }
+        h.join().unwrap();
+        let got = collect(&rx);
+        assert_eq!(got.len(), sent);
+        assert_eq!(counters.received.get() as usize, sent);
+        assert!(!dir.path().join("r.sock").exists());
+    }
+
+    #[test]
+    fn a_full_handoff_drops_and_counts_instead_of_waiting() {
+        // Budget of one batch and nobody consuming: later batches are refused.
+        let (_dir, client, rx, counters, stop, h) = start(1, 1);
+        for i in 0..50 {
+            client.send(format!("m{i}").as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        let got = collect(&rx);
+        h.join().unwrap();
+        let got = got.len() as u64 + collect(&rx).len() as u64;
+        assert_eq!(counters.received.get(), 50);
+        assert!(counters.dropped_buffer_full.get() > 0);
+        assert_eq!(got + counters.dropped_buffer_full.get(), 50);
+    }
+}
