@@ -1,1 +1,200 @@
-//! placeholder
+//! Running a plan: bind the inputs, start the pipeline thread, then wait for
+//! lifecycle events. Shutdown follows the data: receivers stop taking new
+//! messages and drain what the kernel already accepted, the pipeline
+//! processes everything handed to it, outputs flush and close, and only then
+//! does `run` return — or when `Grace` runs out, saying what was pending.
+
+pub mod pipeline;
+pub mod plan;
+pub mod router;
+pub mod service;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+
+use crate::input::handoff::{self, Intake};
+use pipeline::Pipeline;
+use plan::Plan;
+
+/// What the process is asked to do (from signals, or from a test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// SIGTERM / SIGINT: drain and exit.
+    Stop,
+    /// SIGHUP / SIGUSR1: reopen output files (logrotate).
+    Reopen,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything accepted was written or counted.
+    Drained,
+    /// `Grace` ran out before the pipeline drained.
+    GraceExpired,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start input {input} on {endpoint}: {source}")]
+    Bind { input: String, endpoint: String, source: std::io::Error },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Batches the hand-off may hold regardless of their size.
+const MAX_BATCHES: usize = 4096;
+
+pub fn run(plan: Plan, events: mpsc::Receiver<Event>) -> Result<Outcome, RunError> {
+    let Plan { service, inputs, filters, outputs, warnings } = plan;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let (tx, intake) = handoff::channel(MAX_BATCHES, service.buffer_limit);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reopen = Arc::new(AtomicBool::new(false));
+
+    tracing::info!(zone = %service.zone.name(), "zone-less times are read in this zone");
+    let mut receivers = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let s = &input.settings;
+        match s.start(i, tx.clone(), input.counters.clone(), stop.clone()) {
+            Ok(h) => {
+                tracing::info!(input = %s.name, tag = %s.tag, parser = input.parser.name(), "listening on {}", s.endpoint());
+                receivers.push(h);
+            }
+            Err(source) => {
+                stop.store(true, Ordering::Relaxed);
+                for h in receivers {
+                    let _ = h.join();
+                }
+                return Err(RunError::Bind { input: s.name.clone(), endpoint: s.endpoint(), source });
+            }
+        }
+    }
+    drop(tx);
+    for o in &outputs {
+        let matches = o.matcher.as_ref().map(|m| m.describe()).unwrap_or_else(|| "(nothing)".into());
+        tracing::info!(output = %o.name, r#match = %matches, "writing to {}", o.output.describe());
+    }
+    for f in &filters {
+        tracing::info!(filter = %f.name, r#match = %f.matcher.describe(), "filter");
+    }
+    if service.http_server {
+        tracing::warn!(
+            listen = %service.http_listen,
+            port = service.http_port,
+            "HTTP_Server is not served by this build yet; metrics are in the shutdown summary"
+        );
+    }
+
+    let mut pipeline = Pipeline::new(inputs, filters, outputs, service.zone);
+    let flush_every = service.flush;
+    let (done_tx, done_rx) = mpsc::channel();
+    let pipe_reopen = reopen.clone();
+    let worker = std::thread::Builder::new()
+        .name("gatelog-pipeline".into())
+        .spawn(move || {
+            drive(&mut pipeline, &intake, flush_every, &pipe_reopen);
+            pipeline.close();
+            summary(&pipeline);
+            let _ = done_tx.send(());
+        })
+        .map_err(RunError::Thread)?;
+
+    loop {
+        match events.recv() {
+            Ok(Event::Reopen) => reopen.store(true, Ordering::Relaxed),
+            Ok(Event::Stop) | Err(_) => break,
+        }
+    }
+    tracing::info!(grace_secs = service.grace.as_secs_f64(), "stopping: draining what was accepted");
+    stop.store(true, Ordering::Relaxed);
+    // The pipeline finishes only after every receiver has drained and hung
+    // up, so waiting for it covers the whole chain.
+    match done_rx.recv_timeout(service.grace) {
+        Ok(()) => {
+            for h in receivers {
+                let _ = h.join();
+            }
+            let _ = worker.join();
+            Ok(Outcome::Drained)
+        }
+        Err(_) => {
+            tracing::error!("Grace expired before the pipeline drained; exiting with records still in flight");
+            Ok(Outcome::GraceExpired)
+        }
+    }
+}
+
+/// The pipeline thread: process batches as they come, flush every
+/// `flush_every`, reopen files when asked; return once every receiver has
+/// hung up and the hand-off is empty.
+fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &AtomicBool) {
+    let mut next_flush = Instant::now() + flush_every;
+    loop {
+        let wait = next_flush.saturating_duration_since(Instant::now()).min(Duration::from_millis(200));
+        match intake.recv_timeout(wait) {
+            Ok(batch) => {
+                p.process(&batch);
+                intake.done(&batch);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if reopen.swap(false, Ordering::Relaxed) {
+            p.flush();
+            p.reopen();
+            tracing::info!("output files reopened");
+        }
+        if Instant::now() >= next_flush {
+            p.flush();
+            next_flush = Instant::now() + flush_every;
+        }
+    }
+    p.flush();
+}
+
+/// The one-line account at shutdown: received = written + dropped by reason.
+fn summary(p: &Pipeline) {
+    for i in &p.inputs {
+        let c = &i.counters;
+        tracing::info!(
+            input = %i.settings.name,
+            received = c.received.get(),
+            records = c.records.get(),
+            dropped_buffer_full = c.dropped_buffer_full.get(),
+            dropped_parse_failure = c.dropped_parse_failure.get(),
+            dropped_oversize = c.dropped_oversize.get(),
+            dropped_empty = c.dropped_empty.get(),
+            "input summary"
+        );
+    }
+    for f in &p.filters {
+        let c = &f.counters;
+        tracing::info!(
+            filter = %f.name,
+            drop_records = c.drop_records.get(),
+            add_records = c.add_records.get(),
+            errors = c.errors.get(),
+            parse_failures = c.parse_failures.get(),
+            "filter summary"
+        );
+    }
+    for o in &p.outputs {
+        let c = &o.counters;
+        tracing::info!(
+            output = %o.name,
+            written = c.proc_records.get(),
+            bytes = c.proc_bytes.get(),
+            errors = c.errors.get(),
+            dropped = c.dropped_records.get(),
+            path_refused = c.path_refused.get(),
+            "output summary"
+        );
+    }
+    tracing::info!(unrouted = p.counters.unrouted.get(), "stopped");
+}

@@ -1,0 +1,232 @@
+//! Building a runnable plan from a loaded configuration: every parser
+//! compiled, every filter built (Lua scripts loaded), every output opened
+//! for configuration, Match rules compiled. If the plan builds, the pipeline
+//! runs; `--dry-run` stops here. All problems are collected, not just the
+//! first.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::router::Matcher;
+use super::service::Service;
+use crate::config::classic::Loaded;
+use crate::config::{ConfigError, ConfigErrors, Location, Property, Section};
+use crate::filter::{BuildContext, Filter};
+use crate::input::SyslogSettings;
+use crate::output::{Output, OutputContext};
+use crate::parser::{Parser, ParserRegistry};
+use crate::stats::{FilterCounters, InputCounters, OutputCounters};
+
+pub struct InputPlan {
+    pub settings: SyslogSettings,
+    pub parser: Arc<Parser>,
+    pub counters: Arc<InputCounters>,
+}
+
+pub struct FilterInstance {
+    pub name: String,
+    pub matcher: Matcher,
+    pub filter: Filter,
+    pub counters: Arc<FilterCounters>,
+}
+
+pub struct OutputInstance {
+    pub name: String,
+    /// `None`: the output receives nothing (warned at start-up).
+    pub matcher: Option<Matcher>,
+    pub output: Output,
+    pub counters: Arc<OutputCounters>,
+}
+
+pub struct Plan {
+    pub service: Service,
+    pub inputs: Vec<InputPlan>,
+    pub filters: Vec<FilterInstance>,
+    pub outputs: Vec<OutputInstance>,
+    /// Things that work but are probably not what the user wants.
+    pub warnings: Vec<String>,
+}
+
+/// Parsers every gatelog has, unless the user's files define the same name:
+/// the native RFC3164 decoder and a plain JSON parser.
+fn builtin_parsers() -> Vec<Section> {
+    let loc = Location { file: Arc::new(PathBuf::from("<built-in>")), line: 1 };
+    let prop = |k: &str, v: &str| Property { key: k.into(), value: v.into(), loc: loc.clone() };
+    let section = |props: Vec<Property>| Section { name: "PARSER".into(), loc: loc.clone(), props };
+    vec![
+        section(vec![prop("Name", "rfc3164"), prop("Format", "rfc3164")]),
+        section(vec![prop("Name", "json"), prop("Format", "json")]),
+    ]
+}
+
+pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
+    let doc = &loaded.doc;
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut warnings = Vec::new();
+
+    let service = Service::from_doc(doc).map_err(|e| errors.extend(e)).ok();
+
+    let mut parsers = ParserRegistry::new();
+    errors.extend(parsers.load_sections(&loaded.parser_sections));
+    let defined = parsers.names();
+    let builtins: Vec<Section> = builtin_parsers()
+        .into_iter()
+        .filter(|s| s.value("name").is_some_and(|n| !defined.iter().any(|d| d == n)))
+        .collect();
+    errors.extend(parsers.load_sections(&builtins));
+
+    let mut inputs = Vec::new();
+    for (i, s) in doc.sections_named("INPUT").enumerate() {
+        match s.plugin_name().as_deref() {
+            Some("syslog") => match SyslogSettings::from_section(s, i) {
+                Ok(settings) => {
+                    let parser = match &settings.parser {
+                        None => parsers.get("rfc3164"),
+                        Some((name, loc)) => {
+                            let p = parsers.get(name);
+                            if p.is_none() {
+                                let mut known = parsers.names();
+                                known.sort();
+                                errors.push(
+                                    ConfigError::at(loc, format!("unknown parser '{name}'")).with_hint(format!(
+                                        "define it in a Parsers_File (-R FILE or [SERVICE] Parsers_File); known parsers: {}",
+                                        known.join(", ")
+                                    )),
+                                );
+                            }
+                            p
+                        }
+                    };
+                    if let Some(parser) = parser {
+                        inputs.push(InputPlan { settings, parser, counters: Arc::default() });
+                    }
+                }
+                Err(e) => errors.extend(e),
+            },
+            Some(other) => errors.push(
+                ConfigError::at(s.get("name").map(|p| &p.loc).unwrap_or(&s.loc), format!("unknown input '{other}'"))
+                    .with_hint("gatelog's inputs: syslog"),
+            ),
+            None => errors.push(ConfigError::at(&s.loc, "[INPUT] without Name").with_hint("add 'Name syslog'")),
+        }
+    }
+
+    let base_dir = doc.base_dir.as_path();
+    let mut filters = Vec::new();
+    for (i, s) in doc.sections_named("FILTER").enumerate() {
+        let plugin = s.plugin_name().unwrap_or_default();
+        let name = s.value("alias").map(str::to_owned).unwrap_or_else(|| format!("{plugin}.{i}"));
+        let matcher = match Matcher::from_section(s) {
+            Ok(Some(m)) => Some(m),
+            Ok(None) => {
+                errors.push(
+                    ConfigError::at(&s.loc, format!("filter {name} has no Match"))
+                        .with_hint("add 'Match *' or the tag it should apply to"),
+                );
+                None
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let ctx = BuildContext { parsers: &parsers, base_dir, instance: &name };
+        match Filter::from_section(s, &ctx) {
+            Ok(filter) => {
+                if let Some(matcher) = matcher {
+                    filters.push(FilterInstance { name, matcher, filter, counters: Arc::default() });
+                }
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+
+    let output_sections: Vec<&Section> = doc.sections_named("OUTPUT").collect();
+    let zone = service.as_ref().map(|s| s.zone).unwrap_or_else(crate::zone::Zone::from_env);
+    let mut outputs = Vec::new();
+    for (i, s) in output_sections.iter().enumerate() {
+        let plugin = s.plugin_name().unwrap_or_default();
+        let name = s.value("alias").map(str::to_owned).unwrap_or_else(|| format!("{plugin}.{i}"));
+        let matcher = match Matcher::from_section(s) {
+            Ok(Some(m)) => Some(m),
+            // Fluent Bit's special case: one input, one output, no Match → everything.
+            Ok(None) if inputs.len() == 1 && output_sections.len() == 1 => Some(Matcher::all()),
+            Ok(None) => {
+                warnings.push(format!("{}: output {name} has no Match and receives nothing; add 'Match *'", s.loc));
+                None
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let ctx = OutputContext { base_dir, instance: &name, zone };
+        match Output::from_section(s, &ctx) {
+            Ok(output) => outputs.push(OutputInstance { name, matcher, output, counters: Arc::default() }),
+            Err(e) => errors.extend(e),
+        }
+    }
+
+    confine_and_warn(&inputs, &filters, &mut outputs, &mut warnings);
+
+    if inputs.is_empty() && errors.is_empty() {
+        errors.push(ConfigError::new(None, "the configuration has no [INPUT]").with_hint("add an [INPUT] Name syslog section"));
+    }
+    if outputs.is_empty() && errors.is_empty() {
+        warnings.push("the configuration has no [OUTPUT]: every record is counted as unrouted and discarded".into());
+    }
+    match service {
+        Some(service) if errors.is_empty() => Ok(Plan { service, inputs, filters, outputs, warnings }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Tag-as-path outputs are confined to the fixed directories in front of
+/// the rewrite_tag rules' NEW_TAGs; and the footguns of that pattern are
+/// named (Fluent Bit runs them silently).
+fn confine_and_warn(inputs: &[InputPlan], filters: &[FilterInstance], outputs: &mut [OutputInstance], warnings: &mut Vec<String>) {
+    let mut roots = Vec::new();
+    for f in filters {
+        let Filter::RewriteTag(rt) = &f.filter else { continue };
+        if f.matcher.describe() == "*" {
+            warnings.push(format!(
+                "filter {} (rewrite_tag) matches '*', so it also sees the records it re-tags; \
+                 gatelog cuts such loops after a few rounds, but give it the input's tag instead",
+                f.name
+            ));
+        }
+        for rule in rt.rules() {
+            let prefix = rule.new_tag().literal_prefix();
+            roots.push(prefix.to_owned());
+            for o in outputs.iter().filter(|o| o.output.tag_is_path()) {
+                if !prefix.contains('/') {
+                    warnings.push(format!(
+                        "output {} writes to the file its tag names and a rewrite_tag rule of {} builds the tag \
+                         from record data with no fixed directory in front: start NEW_TAG with a directory \
+                         (e.g. /logs/$key) so records cannot choose where they are written",
+                        o.name, f.name
+                    ));
+                }
+                if !rule.keep() {
+                    continue;
+                }
+                for i in inputs {
+                    let original = &i.settings.tag;
+                    if f.matcher.matches(original) && o.matcher.as_ref().is_some_and(|m| m.matches(original)) {
+                        warnings.push(format!(
+                            "rewrite_tag {} keeps the original record (KEEP true) and output {} matches its tag \
+                             '{original}': every record is written twice, once into a file literally named \
+                             '{original}' in the working directory (Fluent Bit does the same); set KEEP false or \
+                             narrow the output's Match",
+                            f.name, o.name
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for o in outputs.iter_mut() {
+        o.output.confine_tags_to(&roots);
+    }
+    warnings.dedup();
+}

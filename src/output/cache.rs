@@ -1,0 +1,356 @@
+//! The open-file cache of the `file` output: one buffered destination per
+//! path, at most `Max_Open_Files` of them, least recently used evicted.
+//!
+//! Each destination owns a byte buffer that is written to its file with one
+//! `write_all` when it reaches `Buffer_Size`, on every flush tick, on
+//! eviction, reopen and close. Files are opened lazily at that moment
+//! (append mode, created `0666 & ~umask`) and kept open between flushes.
+//! Before every write the path is `stat`ed and compared with the open file:
+//! if it was renamed or deleted (logrotate, an operator), the file is
+//! reopened, so like Fluent Bit (which reopens on every flush) external
+//! rotation is picked up by the next flush without a signal.
+//!
+//! Counting rule (the invariant `given = proc_records + dropped_records`):
+//! a record handed to [`FileCache::append`] is *pending* in its buffer (a
+//! csv/ltsv record without fields is pending with zero bytes). When the
+//! buffer's `write_all` succeeds, every pending record counts in
+//! `proc_records` and the bytes in `proc_bytes`; when the open or the write
+//! fails, `errors` goes up by one and every pending record counts in
+//! `dropped_records` (a partial write also drops the whole buffer: the
+//! bytes that did land are not counted), the buffer is discarded and the
+//! file closed so the next write-out reopens it. After `close` nothing is
+//! pending.
+
+use super::path::open_append;
+use crate::ratelimit::RateLimiter;
+use crate::stats::OutputCounters;
+use crate::warn_limited;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+
+/// Bytes a destination buffers before writing (`Buffer_Size`).
+pub(crate) const DEFAULT_BUFFER: usize = 64 * 1024;
+/// Default `Max_Open_Files`.
+pub(crate) const DEFAULT_MAX_OPEN: usize = 64;
+
+struct OpenFile {
+    file: File,
+    dev: u64,
+    ino: u64,
+}
+
+struct Dest {
+    /// Directory the path must stay under (`Path`), if any.
+    root: Option<Box<str>>,
+    file: Option<OpenFile>,
+    buf: Vec<u8>,
+    /// Records in `buf`.
+    pending: u64,
+    /// csv header for the first record of `buf`, written if the file is empty.
+    header: Option<Vec<u8>>,
+    last_used: u64,
+}
+
+/// Everything a write-out needs besides the destination itself.
+struct Io {
+    instance: String,
+    mkdir: bool,
+    buffer_size: usize,
+    warn: RateLimiter,
+}
+
+pub(crate) struct FileCache {
+    dests: HashMap<String, Dest>,
+    max_open: usize,
+    tick: u64,
+    io: Io,
+}
+
+impl FileCache {
+    pub(crate) fn new(instance: &str, max_open: usize, buffer_size: usize, mkdir: bool) -> Self {
+        FileCache {
+            dests: HashMap::new(),
+            max_open: max_open.max(1),
+            tick: 0,
+            io: Io {
+                instance: instance.to_owned(),
+                mkdir,
+                buffer_size: buffer_size.max(1),
+                warn: RateLimiter::default(),
+            },
+        }
+    }
+
+    /// Add one record to the buffer of `path`: `render` appends its bytes
+    /// (and may set the csv header when the buffer starts). Writes the
+    /// buffer out when it reaches the buffer size.
+    pub(crate) fn append(
+        &mut self,
+        path: &str,
+        root: Option<&str>,
+        counters: &OutputCounters,
+        render: impl FnOnce(&mut Vec<u8>, &mut Option<Vec<u8>>),
+    ) {
+        self.tick += 1;
+        if !self.dests.contains_key(path) {
+            if self.dests.len() >= self.max_open {
+                self.evict_lru(counters);
+            }
+            let dest = Dest {
+                root: root.map(Into::into),
+                file: None,
+                buf: Vec::new(),
+                pending: 0,
+                header: None,
+                last_used: 0,
+            };
+            self.dests.insert(path.to_owned(), dest);
+        }
+        let Some(dest) = self.dests.get_mut(path) else {
+            return;
+        };
+        dest.last_used = self.tick;
+        render(&mut dest.buf, &mut dest.header);
+        dest.pending += 1;
+        if dest.buf.len() >= self.io.buffer_size {
+            self.io.write_out(path, dest, counters);
+        }
+    }
+
+    /// Write every buffer to its file.
+    pub(crate) fn flush(&mut self, counters: &OutputCounters) {
+        for (path, dest) in self.dests.iter_mut() {
+            self.io.write_out(path, dest, counters);
+        }
+    }
+
+    /// Flush, then close every file; the next write-out reopens by path.
+    pub(crate) fn reopen(&mut self, counters: &OutputCounters) {
+        self.flush(counters);
+        for dest in self.dests.values_mut() {
+            dest.file = None;
+        }
+    }
+
+    /// Flush and forget every destination.
+    pub(crate) fn close(&mut self, counters: &OutputCounters) {
+        self.flush(counters);
+        self.dests.clear();
+    }
+
+    /// Destinations currently cached (open or not).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.dests.len()
+    }
+
+    fn evict_lru(&mut self, counters: &OutputCounters) {
+        let Some(path) = self
+            .dests
+            .iter()
+            .min_by_key(|(_, d)| d.last_used)
+            .map(|(p, _)| p.clone())
+        else {
+            return;
+        };
+        if let Some(mut dest) = self.dests.remove(&path) {
+            self.io.write_out(&path, &mut dest, counters);
+        }
+    }
+}
+
+impl Io {
+    fn write_out(&self, path: &str, dest: &mut Dest, counters: &OutputCounters) {
+        if dest.pending == 0 && dest.buf.is_empty() {
+            return;
+        }
+        if let Err(e) = self.ensure_open(path, dest) {
+            self.fail(path, dest, "open", &e, counters);
+            return;
+        }
+        let Some(of) = dest.file.as_mut() else {
+            return;
+        };
+        if let Some(header) = dest.header.take() {
+            if of.file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+                dest.buf.splice(0..0, header);
+            }
+        }
+        match of.file.write_all(&dest.buf) {
+            Ok(()) => {
+                counters.proc_records.add(dest.pending);
+                counters.proc_bytes.add(dest.buf.len() as u64);
+                self.reset(dest);
+            }
+            Err(e) => {
+                dest.file = None;
+                self.fail(path, dest, "write", &e, counters);
+            }
+        }
+    }
+
+    /// Make sure `dest.file` is open and still the file `path` names.
+    fn ensure_open(&self, path: &str, dest: &mut Dest) -> io::Result<()> {
+        if let Some(of) = &dest.file {
+            let same = fs::metadata(path)
+                .map(|m| m.dev() == of.dev && m.ino() == of.ino)
+                .unwrap_or(false);
+            if same {
+                return Ok(());
+            }
+            dest.file = None;
+        }
+        let file = open_append(path, dest.root.as_deref(), self.mkdir)?;
+        let md = file.metadata()?;
+        dest.file = Some(OpenFile {
+            dev: md.dev(),
+            ino: md.ino(),
+            file,
+        });
+        Ok(())
+    }
+
+    fn fail(
+        &self,
+        path: &str,
+        dest: &mut Dest,
+        op: &str,
+        e: &io::Error,
+        counters: &OutputCounters,
+    ) {
+        counters.errors.inc();
+        counters.dropped_records.add(dest.pending);
+        warn_limited!(
+            self.warn,
+            output = %self.instance,
+            path,
+            error = %e,
+            records = dest.pending,
+            "could not {op} output file; its buffered records were dropped"
+        );
+        self.reset(dest);
+    }
+
+    fn reset(&self, dest: &mut Dest) {
+        dest.pending = 0;
+        dest.header = None;
+        dest.buf.clear();
+        // One oversized record must not pin its memory for ever.
+        if dest.buf.capacity() > 2 * self.buffer_size {
+            dest.buf.shrink_to(self.buffer_size);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(s: &'static str) -> impl FnOnce(&mut Vec<u8>, &mut Option<Vec<u8>>) {
+        move |buf, _| buf.extend_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn eviction_with_two_slots_over_five_files_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = OutputCounters::default();
+        let mut cache = FileCache::new("file.0", 2, DEFAULT_BUFFER, true);
+        let paths: Vec<String> = (0..5)
+            .map(|i| format!("{}/f{i}.log", dir.path().display()))
+            .collect();
+        for round in 0..3 {
+            for p in &paths {
+                cache.append(p, None, &c, line(if round == 2 { "c\n" } else { "ab\n" }));
+                assert!(cache.len() <= 2);
+            }
+        }
+        cache.close(&c);
+        for p in &paths {
+            assert_eq!(fs::read_to_string(p).unwrap(), "ab\nab\nc\n");
+        }
+        assert_eq!(c.proc_records.get(), 15);
+        assert_eq!(c.proc_bytes.get(), 5 * 8);
+        assert_eq!(c.dropped_records.get(), 0);
+    }
+
+    #[test]
+    fn full_buffer_is_written_before_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = format!("{}/a.log", dir.path().display());
+        let c = OutputCounters::default();
+        let mut cache = FileCache::new("file.0", 4, 8, true);
+        cache.append(&p, None, &c, line("1234\n"));
+        assert!(!std::path::Path::new(&p).exists());
+        cache.append(&p, None, &c, line("5678\n"));
+        assert_eq!(fs::read_to_string(&p).unwrap(), "1234\n5678\n");
+        assert_eq!(c.proc_records.get(), 2);
+    }
+
+    #[test]
+    fn rename_is_noticed_at_the_next_flush_and_reopen_follows_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = format!("{}/a.log", dir.path().display());
+        let rotated = dir.path().join("a.log.1");
+        let c = OutputCounters::default();
+        let mut cache = FileCache::new("file.0", 4, DEFAULT_BUFFER, true);
+        cache.append(&p, None, &c, line("one\n"));
+        cache.flush(&c);
+        fs::rename(&p, &rotated).unwrap();
+        cache.append(&p, None, &c, line("two\n"));
+        cache.flush(&c);
+        fs::rename(&p, dir.path().join("a.log.2")).unwrap();
+        cache.reopen(&c);
+        cache.append(&p, None, &c, line("three\n"));
+        cache.close(&c);
+        assert_eq!(fs::read_to_string(&rotated).unwrap(), "one\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("a.log.2")).unwrap(),
+            "two\n"
+        );
+        assert_eq!(fs::read_to_string(&p).unwrap(), "three\n");
+        assert_eq!(c.proc_records.get(), 3);
+    }
+
+    #[test]
+    fn write_error_counts_and_drops_without_panicking() {
+        // /dev/full fails every write with ENOSPC, even for root.
+        if !std::path::Path::new("/dev/full").exists() {
+            return;
+        }
+        let c = OutputCounters::default();
+        let mut cache = FileCache::new("file.0", 4, DEFAULT_BUFFER, false);
+        cache.append("/dev/full", None, &c, line("x\n"));
+        cache.append("/dev/full", None, &c, line("y\n"));
+        cache.flush(&c);
+        cache.append("/dev/full", None, &c, line("z\n"));
+        cache.close(&c);
+        assert_eq!(c.errors.get(), 2);
+        assert_eq!(c.dropped_records.get(), 3);
+        assert_eq!(c.proc_records.get(), 0);
+    }
+
+    #[test]
+    fn csv_header_only_for_an_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = format!("{}/a.csv", dir.path().display());
+        let c = OutputCounters::default();
+        let mut cache = FileCache::new("file.0", 4, DEFAULT_BUFFER, true);
+        let with_header = |row: &'static str| {
+            move |buf: &mut Vec<u8>, header: &mut Option<Vec<u8>>| {
+                if buf.is_empty() {
+                    *header = Some(b"h\n".to_vec());
+                }
+                buf.extend_from_slice(row.as_bytes());
+            }
+        };
+        cache.append(&p, None, &c, with_header("1\n"));
+        cache.append(&p, None, &c, with_header("2\n"));
+        cache.flush(&c);
+        cache.append(&p, None, &c, with_header("3\n"));
+        cache.close(&c);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "h\n1\n2\n3\n");
+        assert_eq!(c.proc_bytes.get(), 8);
+    }
+}

@@ -1,0 +1,182 @@
+//! Byte-exact re-implementations of the C printers Fluent Bit 1.8.13's
+//! `file` output relies on: `printf("%f")`, `printf("%.16g")` and
+//! msgpack-c's `msgpack_object_print` (used by the csv, ltsv and template
+//! formats for everything that is not a plain string).
+//!
+//! Invariant: every function appends to a `Vec<u8>` and never fails; Rust's
+//! exact float formatting rounds ties to even like glibc, so `{:.6}` is
+//! `%f` except for the spelling of NaN.
+
+use crate::record::{Map, Value};
+use std::io::Write;
+
+/// `printf("%f", v)`: six decimals, glibc spelling of the non-finite values.
+pub(crate) fn push_f(out: &mut Vec<u8>, v: f64) {
+    push_fixed(out, v, 6);
+}
+
+/// `printf("%.{prec}f", v)`.
+pub(crate) fn push_fixed(out: &mut Vec<u8>, v: f64, prec: usize) {
+    if !push_non_finite(out, v) {
+        let _ = write!(out, "{v:.prec$}");
+    }
+}
+
+/// `printf("%.16g", v)`: 16 significant digits, trailing zeros removed,
+/// exponent form when the exponent is below -4 or at least 16.
+pub(crate) fn push_g16(out: &mut Vec<u8>, v: f64) {
+    const P: i32 = 16;
+    if push_non_finite(out, v) {
+        return;
+    }
+    if v == 0.0 {
+        out.extend_from_slice(if v.is_sign_negative() { b"-0" } else { b"0" });
+        return;
+    }
+    // The exponent after rounding to P significant digits decides the style.
+    let sci = format!("{v:.*e}", (P - 1) as usize);
+    let (mantissa, exp) = match sci.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (sci.as_str(), 0),
+    };
+    if exp < -4 || exp >= P {
+        out.extend_from_slice(strip_zeros(mantissa).as_bytes());
+        let _ = write!(
+            out,
+            "e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.unsigned_abs()
+        );
+    } else {
+        let fixed = format!("{v:.*}", (P - 1 - exp) as usize);
+        out.extend_from_slice(strip_zeros(&fixed).as_bytes());
+    }
+}
+
+/// Drop trailing fractional zeros and a bare trailing point (`%g` style).
+fn strip_zeros(s: &str) -> &str {
+    if !s.contains('.') {
+        return s;
+    }
+    s.trim_end_matches('0').trim_end_matches('.')
+}
+
+/// glibc prints `nan`, `-nan`, `inf`, `-inf`.
+fn push_non_finite(out: &mut Vec<u8>, v: f64) -> bool {
+    if v.is_finite() {
+        return false;
+    }
+    if v.is_sign_negative() {
+        out.push(b'-');
+    }
+    out.extend_from_slice(if v.is_nan() { b"nan" } else { b"inf" });
+    true
+}
+
+pub(crate) fn push_int(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// msgpack-c's `msgpack_object_print`: `nil`, `true`, integers, floats as
+/// `%f`, strings in double quotes with no escaping at all, arrays as
+/// `[a, b]`, maps as `{k=>v, k2=>v2}`.
+pub(crate) fn push_object(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"nil"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => push_int(out, *i),
+        Value::Float(f) => push_f(out, *f),
+        Value::Str(s) => push_quoted(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                push_object(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Map(m) => push_map(out, m),
+    }
+}
+
+fn push_map(out: &mut Vec<u8>, m: &Map) {
+    out.push(b'{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        push_quoted(out, k);
+        out.extend_from_slice(b"=>");
+        push_object(out, v);
+    }
+    out.push(b'}');
+}
+
+/// A string as msgpack-c prints it: quoted, not escaped.
+pub(crate) fn push_quoted(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(f: impl Fn(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        f(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn percent_f_matches_glibc() {
+        assert_eq!(s(|o| push_f(o, 1732379400.0)), "1732379400.000000");
+        assert_eq!(s(|o| push_f(o, 0.005)), "0.005000");
+        assert_eq!(s(|o| push_f(o, 1.0000005)), "1.000001");
+        assert_eq!(s(|o| push_f(o, -2.5)), "-2.500000");
+        assert_eq!(s(|o| push_f(o, f64::NAN)), "nan");
+        assert_eq!(s(|o| push_f(o, f64::NEG_INFINITY)), "-inf");
+        assert_eq!(s(|o| push_fixed(o, 3.0, 1)), "3.0");
+    }
+
+    #[test]
+    fn percent_g16_matches_glibc() {
+        assert_eq!(s(|o| push_g16(o, 0.1)), "0.1");
+        assert_eq!(s(|o| push_g16(o, 1.5)), "1.5");
+        assert_eq!(s(|o| push_g16(o, 0.005)), "0.005");
+        assert_eq!(s(|o| push_g16(o, 0.0001234)), "0.0001234");
+        assert_eq!(s(|o| push_g16(o, 0.00001234)), "1.234e-05");
+        assert_eq!(s(|o| push_g16(o, 1732379400.123456)), "1732379400.123456");
+        assert_eq!(s(|o| push_g16(o, 1e20)), "1e+20");
+        assert_eq!(s(|o| push_g16(o, 1.25e300)), "1.25e+300");
+        assert_eq!(s(|o| push_g16(o, 2.0 / 3.0)), "0.6666666666666666");
+        assert_eq!(s(|o| push_g16(o, 1234567890123456.7)), "1234567890123457");
+        assert_eq!(
+            s(|o| push_g16(o, 12345678901234567.0)),
+            "1.234567890123457e+16"
+        );
+        assert_eq!(s(|o| push_g16(o, -0.0)), "-0");
+    }
+
+    #[test]
+    fn object_print_quotes_without_escaping() {
+        let mut m = Map::new();
+        m.push("k", Value::from("a\"b\tc"));
+        m.push("n", Value::Null);
+        let v = Value::Array(vec![
+            Value::Int(-3),
+            Value::Float(0.5),
+            Value::Bool(true),
+            Value::Map(m),
+            Value::Array(vec![]),
+            Value::Map(Map::new()),
+        ]);
+        assert_eq!(
+            s(|o| push_object(o, &v)),
+            "[-3, 0.500000, true, {\"k\"=>\"a\"b\tc\", \"n\"=>nil}, [], {}]"
+        );
+    }
+}

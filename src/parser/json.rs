@@ -1,0 +1,433 @@
+//! `Format json`: exactly one JSON object per input, decoded straight from
+//! the byte slice into ordered fields.
+//!
+//! Invariants and deliberate differences from Fluent Bit:
+//! - duplicate keys are kept, in order (as Fluent Bit keeps them);
+//! - `\uXXXX` surrogate pairs become one 4-byte character (Fluent Bit emits
+//!   two 3-byte sequences, which is invalid UTF-8); a lone surrogate becomes
+//!   U+FFFD;
+//! - raw bytes that are not valid UTF-8 (nginx `escape=json` passes bytes
+//!   >= 0x80 through) become U+FFFD, never dropped;
+//! - a number literal without fraction or exponent that fits in i64 is an
+//!   `Int`; every other number is a `Float`, so `1e5` is 100000.0 (Fluent
+//!   Bit 1.8 reads it with `atoll` as 1);
+//! - nesting deeper than [`MAX_DEPTH`] is refused, bounding the recursion.
+//!
+//! Hot path: a string without escapes is copied once (one UTF-8 check, one
+//! allocation); escapes go through one reused scratch buffer.
+
+use memchr::memchr2;
+
+use super::ParseFailure;
+use crate::record::{Map, Value};
+
+/// Deepest nesting accepted (the top-level object is depth 1).
+pub const MAX_DEPTH: usize = 64;
+
+/// Decode `input` as one JSON object, surrounded by optional whitespace.
+pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(String, Value)>, ParseFailure> {
+    let mut p = Json {
+        b: input,
+        pos: 0,
+        scratch: Vec::new(),
+    };
+    p.ws();
+    if p.peek() != Some(b'{') {
+        // Tell "valid JSON, wrong type" from garbage: the metric differs.
+        return match p.value(1) {
+            Ok(_) if p.at_end() => Err(ParseFailure::NotAnObject),
+            _ => Err(ParseFailure::InvalidJson),
+        };
+    }
+    p.pos += 1;
+    let pairs = p.object_body(1).map_err(|_| ParseFailure::InvalidJson)?;
+    if !p.at_end() {
+        return Err(ParseFailure::InvalidJson);
+    }
+    Ok(pairs)
+}
+
+/// Decode any JSON value (used by `Decode_Field json`).
+pub(crate) fn parse_value(input: &[u8]) -> Option<Value> {
+    let mut p = Json {
+        b: input,
+        pos: 0,
+        scratch: Vec::new(),
+    };
+    p.ws();
+    let v = p.value(1).ok()?;
+    p.at_end().then_some(v)
+}
+
+struct Json<'a> {
+    b: &'a [u8],
+    pos: usize,
+    scratch: Vec<u8>,
+}
+
+/// Internal: the reason is not needed, every syntax error is `InvalidJson`.
+struct Bad;
+
+type R<T> = Result<T, Bad>;
+
+impl Json<'_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn at_end(&mut self) -> bool {
+        self.ws();
+        self.pos >= self.b.len()
+    }
+
+    fn expect(&mut self, c: u8) -> R<()> {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(Bad)
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> R<Value> {
+        self.ws();
+        let c = self.peek().ok_or(Bad)?;
+        if matches!(c, b'{' | b'[') && depth > MAX_DEPTH {
+            return Err(Bad);
+        }
+        match c {
+            b'{' => {
+                self.pos += 1;
+                Ok(Value::Map(Map::from_pairs(self.object_body(depth)?)))
+            }
+            b'[' => {
+                self.pos += 1;
+                self.array_body(depth)
+            }
+            b'"' => {
+                self.pos += 1;
+                Ok(Value::Str(self.string()?))
+            }
+            b't' => self.literal(b"true", Value::Bool(true)),
+            b'f' => self.literal(b"false", Value::Bool(false)),
+            b'n' => self.literal(b"null", Value::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => Err(Bad),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], v: Value) -> R<Value> {
+        if self.b.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(v)
+        } else {
+            Err(Bad)
+        }
+    }
+
+    /// After `{`.
+    fn object_body(&mut self, depth: usize) -> R<Vec<(String, Value)>> {
+        let mut pairs = Vec::with_capacity(16);
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(pairs);
+        }
+        loop {
+            self.expect(b'"')?;
+            let key = self.string()?;
+            self.expect(b':')?;
+            let v = self.value(depth + 1)?;
+            pairs.push((key, v));
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(pairs);
+                }
+                _ => return Err(Bad),
+            }
+        }
+    }
+
+    /// After `[`.
+    fn array_body(&mut self, depth: usize) -> R<Value> {
+        let mut items = Vec::new();
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            items.push(self.value(depth + 1)?);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Value::Array(items));
+                }
+                _ => return Err(Bad),
+            }
+        }
+    }
+
+    fn number(&mut self) -> R<Value> {
+        let start = self.pos;
+        let digits = |p: &mut Self| -> usize {
+            let s = p.pos;
+            while p.peek().is_some_and(|b| b.is_ascii_digit()) {
+                p.pos += 1;
+            }
+            p.pos - s
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        if digits(self) == 0 {
+            return Err(Bad);
+        }
+        let mut integral = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            integral = false;
+            if digits(self) == 0 {
+                return Err(Bad);
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            integral = false;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if digits(self) == 0 {
+                return Err(Bad);
+            }
+        }
+        // Only ASCII digits and signs were consumed: always valid UTF-8.
+        let text = std::str::from_utf8(self.b.get(start..self.pos).ok_or(Bad)?).map_err(|_| Bad)?;
+        if integral {
+            if let Ok(i) = text.parse::<i64>() {
+                return Ok(Value::Int(i));
+            }
+        }
+        text.parse::<f64>().map(Value::Float).map_err(|_| Bad)
+    }
+
+    /// After the opening quote; consumes the closing one.
+    fn string(&mut self) -> R<String> {
+        let start = self.pos;
+        let rest = self.b.get(start..).ok_or(Bad)?;
+        let at = memchr2(b'"', b'\\', rest).ok_or(Bad)?;
+        if rest.get(at) == Some(&b'"') {
+            self.pos = start + at + 1;
+            return Ok(crate::record::lossy_string(&rest[..at]));
+        }
+        // Escapes: build the bytes in the scratch buffer.
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(&rest[..at]);
+        self.pos = start + at;
+        let result = self.escaped_tail(&mut buf);
+        let s = result.map(|()| crate::record::lossy_string(&buf));
+        self.scratch = buf;
+        s
+    }
+
+    /// At a backslash inside a string: decode until the closing quote.
+    fn escaped_tail(&mut self, buf: &mut Vec<u8>) -> R<()> {
+        loop {
+            match self.peek().ok_or(Bad)? {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    let c = self.peek().ok_or(Bad)?;
+                    self.pos += 1;
+                    match c {
+                        b'"' | b'\\' | b'/' => buf.push(c),
+                        b'n' => buf.push(b'\n'),
+                        b't' => buf.push(b'\t'),
+                        b'r' => buf.push(b'\r'),
+                        b'b' => buf.push(0x08),
+                        b'f' => buf.push(0x0C),
+                        b'u' => {
+                            let ch = self.unicode_escape()?;
+                            let mut tmp = [0u8; 4];
+                            buf.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+                        }
+                        _ => return Err(Bad),
+                    }
+                }
+                _ => {
+                    let rest = self.b.get(self.pos..).ok_or(Bad)?;
+                    let n = memchr2(b'"', b'\\', rest).ok_or(Bad)?;
+                    buf.extend_from_slice(&rest[..n]);
+                    self.pos += n;
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> R<u32> {
+        let h = self.b.get(self.pos..self.pos + 4).ok_or(Bad)?;
+        let mut v = 0u32;
+        for &c in h {
+            v = v * 16 + (c as char).to_digit(16).ok_or(Bad)?;
+        }
+        self.pos += 4;
+        Ok(v)
+    }
+
+    /// After `\u`: one code point, combining a surrogate pair.
+    fn unicode_escape(&mut self) -> R<char> {
+        let hi = self.hex4()?;
+        if (0xD800..0xDC00).contains(&hi) {
+            if self.b.get(self.pos..self.pos + 2) == Some(b"\\u") {
+                let save = self.pos;
+                self.pos += 2;
+                let lo = self.hex4()?;
+                if (0xDC00..0xE000).contains(&lo) {
+                    let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                    return Ok(char::from_u32(cp).unwrap_or(char::REPLACEMENT_CHARACTER));
+                }
+                // Not a low surrogate: it is decoded on its own next.
+                self.pos = save;
+            }
+            return Ok(char::REPLACEMENT_CHARACTER);
+        }
+        Ok(char::from_u32(hi).unwrap_or(char::REPLACEMENT_CHARACTER))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(s: &[u8]) -> Vec<(String, Value)> {
+        parse_object(s).unwrap()
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    #[test]
+    fn keys_in_order_with_duplicates() {
+        let p = obj(br#" {"time":"a","vhost":"x","time":"b"} "#);
+        assert_eq!(
+            p,
+            vec![
+                ("time".into(), s("a")),
+                ("vhost".into(), s("x")),
+                ("time".into(), s("b"))
+            ]
+        );
+        assert_eq!(obj(b"{}\n"), vec![]);
+    }
+
+    #[test]
+    fn escapes_surrogates_and_invalid_utf8() {
+        let p = obj(br#"{"a":"q\"b\\s\/n\nt\tu\u00e9\u3042","e":"\ud83d\ude00","lone":"x\ud800y","lo":"\udc00"}"#);
+        assert_eq!(p[0].1, s("q\"b\\s/n\nt\tu\u{e9}\u{3042}"));
+        assert_eq!(p[1].1, s("\u{1F600}"));
+        assert_eq!(p[2].1, s("x\u{FFFD}y"));
+        assert_eq!(p[3].1, s("\u{FFFD}"));
+        let p = obj(b"{\"ua\":\"caf\xe9 \xff\",\"k\xff\":\"\\n\xe3\x81\x82\"}");
+        assert_eq!(p[0].1, s("caf\u{FFFD} \u{FFFD}"));
+        assert_eq!(p[1], ("k\u{FFFD}".into(), s("\n\u{3042}")));
+        // A high surrogate followed by a non-low escape keeps the second char.
+        assert_eq!(obj(br#"{"a":"\ud800\u0041"}"#)[0].1, s("\u{FFFD}A"));
+    }
+
+    #[test]
+    fn numbers_literals_and_nesting() {
+        let p = obj(br#"{"i":-42,"big":9223372036854775808,"f":0.5,"e":1e5,"E":-2.5E-1,"t":true,"f2":false,"n":null,"arr":[1,[2,{}]],"o":{"k":"v"}}"#);
+        assert_eq!(p[0].1, Value::Int(-42));
+        assert_eq!(p[1].1, Value::Float(9223372036854775808.0));
+        assert_eq!(p[2].1, Value::Float(0.5));
+        assert_eq!(p[3].1, Value::Float(100000.0));
+        assert_eq!(p[4].1, Value::Float(-0.25));
+        assert_eq!(p[5].1, Value::Bool(true));
+        assert_eq!(p[6].1, Value::Bool(false));
+        assert_eq!(p[7].1, Value::Null);
+        assert_eq!(
+            p[8].1,
+            Value::Array(vec![
+                Value::Int(1),
+                Value::Array(vec![Value::Int(2), Value::Map(Map::new())])
+            ])
+        );
+        let mut inner = Map::new();
+        inner.push("k", s("v"));
+        assert_eq!(p[9].1, Value::Map(inner));
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        assert_eq!(parse_object(b"[1,2]"), Err(ParseFailure::NotAnObject));
+        assert_eq!(parse_object(b" \"str\" "), Err(ParseFailure::NotAnObject));
+        assert_eq!(parse_object(b"42"), Err(ParseFailure::NotAnObject));
+        for bad in [
+            &b"{\"a\":1}{\"b\":2}"[..],
+            b"",
+            b"   ",
+            b"garbage",
+            b"{\"a\":}",
+            b"{\"a\":1,}",
+            b"{\"a\" 1}",
+            b"{\"a\":\"unterminated}",
+            b"{\"a\":\"\\x\"}",
+            b"{\"a\":\"\\u12\"}",
+            b"{\"a\":-}",
+            b"{\"a\":1.}",
+            b"{\"a\":tru}",
+            b"{a:1}",
+            b"[1,2",
+        ] {
+            assert_eq!(
+                parse_object(bad),
+                Err(ParseFailure::InvalidJson),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let ok = format!(
+            "{{\"a\":{}1{}}}",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse_object(ok.as_bytes()).is_ok());
+        let deep = format!(
+            "{{\"a\":{}1{}}}",
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        assert_eq!(
+            parse_object(deep.as_bytes()),
+            Err(ParseFailure::InvalidJson)
+        );
+        let huge = "[".repeat(100_000);
+        assert_eq!(
+            parse_object(huge.as_bytes()),
+            Err(ParseFailure::InvalidJson)
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! `Format rfc3164` (a gatelog extension): the BSD syslog header nginx and
+//! most daemons write, decoded natively with `nom` instead of a regex.
+//!
+//! Accepted: `<PRI>Mmm dd hh:mm:ss HOST TAG: MSG` and, without a host
+//! (nginx's `nohostname`), `<PRI>Mmm dd hh:mm:ss TAG: MSG`; day space- or
+//! zero-padded; `TAG[PID]:`; an optional fraction after the seconds; an
+//! RFC 3339 timestamp instead of the BSD one; a missing PRI; a missing TAG
+//! (`HOST message…`). A token ending with `:` is the tag; otherwise the
+//! first token is the host. One trailing `\n` or `\r\n` is removed.
+//!
+//! Fields, in order: `pri` (string), the header time string under
+//! `Time_Key` (only with `Time_Keep`, on by default), `host`, `ident`, `pid`
+//! (each only when present), `message` (always, possibly empty). The message
+//! is the bytes after the header's single separator space, unaltered.
+
+use nom::branch::alt;
+use nom::bytes::complete::{tag, take, take_till, take_while_m_n};
+use nom::character::complete::{char, one_of};
+use nom::combinator::{consumed, opt};
+use nom::sequence::{delimited, preceded, tuple};
+use nom::IResult;
+
+use super::strptime::Tm;
+use super::ParseFailure;
+use crate::record::{lossy_string, Value};
+
+/// The header split into byte slices of the input.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Header<'a> {
+    pub pri: Option<&'a [u8]>,
+    /// The timestamp exactly as written.
+    pub time: &'a [u8],
+    pub tm: Tm,
+    pub host: Option<&'a [u8]>,
+    pub ident: Option<&'a [u8]>,
+    pub pid: Option<&'a [u8]>,
+    pub message: &'a [u8],
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn is_digit(b: u8) -> bool {
+    b.is_ascii_digit()
+}
+
+fn num(digits: &[u8]) -> u32 {
+    digits.iter().fold(0u32, |v, d| {
+        v.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+    })
+}
+
+fn two(i: &[u8]) -> IResult<&[u8], u32> {
+    let (i, d) = take_while_m_n(2, 2, is_digit)(i)?;
+    Ok((i, num(d)))
+}
+
+/// `.123456` → nanoseconds (digits beyond nine are consumed and ignored).
+fn fraction(i: &[u8]) -> IResult<&[u8], u32> {
+    let (i, d) = preceded(char('.'), take_while_m_n(1, 9, is_digit))(i)?;
+    let (i, _) = nom::bytes::complete::take_while(is_digit)(i)?;
+    let mut n = num(d);
+    for _ in d.len()..9 {
+        n *= 10;
+    }
+    Ok((i, n))
+}
+
+fn hms(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32)> {
+    let (i, (h, _, m, _, s, frac)) =
+        tuple((two, char(':'), two, char(':'), two, opt(fraction)))(i)?;
+    Ok((i, (h, m, s, frac.unwrap_or(0))))
+}
+
+/// `Nov  3 16:30:00`, `Nov 03 16:30:00`, `Nov 3 16:30:00.123`.
+fn bsd(i: &[u8]) -> IResult<&[u8], Tm> {
+    let (i, mon) = take(3usize)(i)?;
+    let Some(month) = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon)) else {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Tag,
+        )));
+    };
+    let (i, _) = char(' ')(i)?;
+    let (i, day) = alt((
+        preceded(char(' '), take_while_m_n(1, 1, is_digit)),
+        take_while_m_n(1, 2, is_digit),
+    ))(i)?;
+    let (i, _) = char(' ')(i)?;
+    let (i, (hour, minute, second, nanos)) = hms(i)?;
+    let tm = Tm {
+        month: Some(month as u32 + 1),
+        day: Some(num(day)),
+        hour,
+        minute,
+        second,
+        nanos,
+        ..Tm::default()
+    };
+    Ok((i, tm))
+}
+
+/// `Z`, `+09:00`, `+0900`.
+fn offset(i: &[u8]) -> IResult<&[u8], i32> {
+    if let Ok((i, _)) = one_of::<_, _, nom::error::Error<&[u8]>>("Zz")(i) {
+        return Ok((i, 0));
+    }
+    let (i, (sign, h, _, m)) = tuple((one_of("+-"), two, opt(char(':')), two))(i)?;
+    let secs = (h * 3600 + m * 60) as i32;
+    Ok((i, if sign == '-' { -secs } else { secs }))
+}
+
+/// `2024-11-23T16:30:00.123+09:00` (offset optional).
+fn rfc3339(i: &[u8]) -> IResult<&[u8], Tm> {
+    let (i, (y, _, mo, _, d, _)) = tuple((
+        take_while_m_n(4, 4, is_digit),
+        char('-'),
+        two,
+        char('-'),
+        two,
+        one_of("Tt "),
+    ))(i)?;
+    let (i, (hour, minute, second, nanos)) = hms(i)?;
+    let (i, off) = opt(offset)(i)?;
+    let tm = Tm {
+        year: Some(num(y) as i32),
+        month: Some(mo),
+        day: Some(d),
+        hour,
+        minute,
+        second,
+        nanos,
+        offset: off,
+        ..Tm::default()
+    };
+    Ok((i, tm))
+}
+
+fn valid(tm: &Tm) -> bool {
+    tm.month.is_some_and(|m| (1..=12).contains(&m))
+        && tm.day.is_some_and(|d| (1..=31).contains(&d))
+        && tm.hour < 24
+        && tm.minute < 60
+        && tm.second <= 60
+        && tm.offset.map_or(true, |o| o.abs() < 86400)
+}
+
+/// `<PRI>` then the timestamp; returns the rest after it.
+/// PRI (if any), the timestamp as written, and its value.
+type Prefix<'a> = (Option<&'a [u8]>, &'a [u8], Tm);
+
+fn prefix(i: &[u8]) -> IResult<&[u8], Prefix<'_>> {
+    let (i, pri) = opt(delimited(
+        tag("<"),
+        take_while_m_n(1, 3, is_digit),
+        tag(">"),
+    ))(i)?;
+    let (rest, (time, tm)) = consumed(alt((rfc3339, bsd)))(i)?;
+    Ok((rest, (pri, time, tm)))
+}
+
+fn token(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    take_till(|b| b == b' ')(i)
+}
+
+fn skip_spaces(i: &[u8]) -> &[u8] {
+    let n = i.iter().take_while(|b| **b == b' ').count();
+    i.get(n..).unwrap_or_default()
+}
+
+/// `nginx:` → (ident, None); `nginx[12]:` → (ident, pid); otherwise None.
+fn split_tag(tok: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let t = tok.strip_suffix(b":")?;
+    if let Some(inner) = t.strip_suffix(b"]") {
+        if let Some(open) = inner.iter().rposition(|b| *b == b'[') {
+            let pid = inner.get(open + 1..).unwrap_or_default();
+            if !pid.is_empty() && pid.iter().all(|b| b.is_ascii_digit()) {
+                return Some((inner.get(..open).unwrap_or_default(), Some(pid)));
+            }
+        }
+    }
+    Some((t, None))
+}
+
+/// Split one syslog line into its header parts; `None` when there is no
+/// recognisable timestamp.
+pub(crate) fn decode(input: &[u8]) -> Option<Header<'_>> {
+    let input = input
+        .strip_suffix(b"\r\n")
+        .or_else(|| input.strip_suffix(b"\n"))
+        .unwrap_or(input);
+    let (rest, (pri, time, tm)) = prefix(input).ok()?;
+    if !valid(&tm) {
+        return None;
+    }
+    let mut h = Header {
+        pri,
+        time,
+        tm,
+        host: None,
+        ident: None,
+        pid: None,
+        message: b"",
+    };
+    if rest.is_empty() {
+        return Some(h);
+    }
+    let rest = rest.strip_prefix(b" ")?;
+    let rest = skip_spaces(rest);
+    let (after1, tok1) = token(rest).ok()?;
+    if tok1.is_empty() {
+        return Some(h);
+    }
+    let (after_tag, tag) = match split_tag(tok1) {
+        Some(tag) => (after1, Some(tag)),
+        None => {
+            h.host = Some(tok1);
+            let after_host = skip_spaces(after1);
+            let (after2, tok2) = token(after_host).ok()?;
+            match split_tag(tok2) {
+                Some(tag) if !tok2.is_empty() => (after2, Some(tag)),
+                _ => {
+                    h.message = after_host;
+                    return Some(h);
+                }
+            }
+        }
+    };
+    if let Some((ident, pid)) = tag {
+        h.ident = (!ident.is_empty()).then_some(ident);
+        h.pid = pid;
+    }
+    h.message = after_tag.strip_prefix(b" ").unwrap_or(after_tag);
+    Some(h)
+}
+
+/// Decode and lay out the fields; the header's broken-down time is returned
+/// for the caller's zone and year handling.
+pub(crate) fn fields(
+    input: &[u8],
+    time_key: Option<&str>,
+) -> Result<(Vec<(String, Value)>, Tm), ParseFailure> {
+    let h = decode(input).ok_or(ParseFailure::NoMatch)?;
+    let mut out = Vec::with_capacity(6);
+    if let Some(pri) = h.pri {
+        out.push(("pri".to_owned(), Value::Str(lossy_string(pri))));
+    }
+    if let Some(key) = time_key {
+        out.push((key.to_owned(), Value::Str(lossy_string(h.time))));
+    }
+    for (k, v) in [("host", h.host), ("ident", h.ident), ("pid", h.pid)] {
+        if let Some(v) = v {
+            out.push((k.to_owned(), Value::Str(lossy_string(v))));
+        }
+    }
+    out.push(("message".to_owned(), Value::Str(lossy_string(h.message))));
+    Ok((out, h.tm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Header<'_> {
+        decode(s.as_bytes()).unwrap()
+    }
+
+    fn st(b: Option<&[u8]>) -> Option<&str> {
+        b.map(|b| std::str::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn nginx_with_and_without_hostname() {
+        let h = d(r#"<190>Nov  3 06:07:08 web-1 nginx: {"a":"b"}"#);
+        assert_eq!(st(h.pri), Some("190"));
+        assert_eq!(h.time, b"Nov  3 06:07:08");
+        assert_eq!(
+            (h.tm.month, h.tm.day, h.tm.hour, h.tm.year),
+            (Some(11), Some(3), 6, None)
+        );
+        assert_eq!(st(h.host), Some("web-1"));
+        assert_eq!(st(h.ident), Some("nginx"));
+        assert_eq!(h.pid, None);
+        assert_eq!(h.message, br#"{"a":"b"}"#);
+
+        let h = d("<190>Nov 23 16:30:00 nginx: {\"a\":\"b\"}\n");
+        assert_eq!((h.host, st(h.ident)), (None, Some("nginx")));
+        assert_eq!(h.message, br#"{"a":"b"}"#);
+    }
+
+    #[test]
+    fn pid_missing_pri_and_zero_padded_day() {
+        let h = d("Nov 03 16:30:00 host sshd[1234]: Accepted  key\r\n");
+        assert_eq!(h.pri, None);
+        assert_eq!(h.tm.day, Some(3));
+        assert_eq!(
+            (st(h.host), st(h.ident), st(h.pid)),
+            (Some("host"), Some("sshd"), Some("1234"))
+        );
+        assert_eq!(h.message, b"Accepted  key");
+        let h = d("<13>Nov  3 16:30:00 cron[x]: m");
+        assert_eq!((st(h.ident), h.pid), (Some("cron[x]"), None));
+    }
+
+    #[test]
+    fn no_tag_rfc3339_fraction_and_trailing_spaces() {
+        let h = d("<13>Nov 23 16:30:00 host message without colon");
+        assert_eq!((st(h.host), h.ident), (Some("host"), None));
+        assert_eq!(h.message, b"message without colon");
+
+        let h = d("<13>2024-11-23T16:30:00.123+09:00 host tag: msg");
+        assert_eq!(h.time, b"2024-11-23T16:30:00.123+09:00");
+        assert_eq!(
+            (h.tm.year, h.tm.nanos, h.tm.offset),
+            (Some(2024), 123_000_000, Some(32400))
+        );
+        assert_eq!((st(h.host), st(h.ident)), (Some("host"), Some("tag")));
+
+        let h = d("<13>Nov 23 16:30:00.123456 host tag:   body with  spaces  ");
+        assert_eq!(h.tm.nanos, 123_456_000);
+        assert_eq!(h.message, b"  body with  spaces  ");
+
+        let h = d("<13>Nov 23 16:30:00 host tag: ");
+        assert_eq!(h.message, b"");
+        let h = d("<13>Nov 23 16:30:00 ");
+        assert_eq!((h.host, h.message), (None, &b""[..]));
+    }
+
+    #[test]
+    fn garbage_is_no_match() {
+        for g in [
+            "",
+            "hello world",
+            "<13>",
+            "<13>Nov 32 16:30:00 h t: m",
+            "<13>Foo 23 16:30:00 h t: m",
+            "<13>Nov 23 25:30:00 h t: m",
+            "<13>Nov 23 16:30:00x",
+            "<1234>Nov 23 16:30:00 h t: m",
+            "\u{ff}\u{fe}",
+        ] {
+            assert_eq!(decode(g.as_bytes()), None, "{g}");
+        }
+        assert_eq!(fields(b"garbage", None), Err(ParseFailure::NoMatch));
+    }
+}

@@ -1,0 +1,207 @@
+//! Integration tests: the real binary, real sockets, real files.
+
+mod support;
+
+use support::*;
+
+fn default_args() -> Vec<&'static str> {
+    vec!["--socket", "{dir}/g.sock", "--logs", "{dir}/logs"]
+}
+
+#[test]
+fn embedded_default_writes_nginx_lines_with_and_without_hostname_to_a_dated_file() {
+    let mut g = Gatelog::start(&[], &default_args(), &[("TZ", "Asia/Tokyo")]);
+    let sock = g.wait_for("g.sock");
+    send_all(&sock, &[nginx_line(Some("ingress-7c9f"), 1, "example.com", "/a"), nginx_line(None, 2, "example.org", "/b")]);
+    let files = wait_lines(&g.path("logs"), 2);
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    // Nov 23 16:30:00 read in Asia/Tokyo; the year is the one closest to now.
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (name, content) = &files[0];
+    assert!(name.starts_with("access-") && name.ends_with("-11-23.log"), "{name}");
+    let lines: Vec<&str> = content.lines().collect();
+    assert_eq!(lines.len(), 2, "{content}");
+    // Parsed JSON fields first, in nginx's order, then the syslog fields.
+    assert!(lines[0].starts_with(r#"{"time":"2026-11-23T16:30:00+09:00","remote_addr":"10.0.0.1","#), "{}", lines[0]);
+    assert!(lines[0].contains(r#""vhost":"example.com""#), "{}", lines[0]);
+    assert!(lines[0].contains(r#""status":200"#) && lines[0].contains(r#""request_time":0.005"#), "{}", lines[0]);
+    assert!(lines[0].contains(r#""host":"ingress-7c9f","ident":"nginx""#), "{}", lines[0]);
+    assert!(lines[1].contains(r#""vhost":"example.org""#) && lines[1].contains(r#""ident":"nginx""#), "{}", lines[1]);
+    assert!(!lines[1].contains(r#""host":"#), "{}", lines[1]);
+    assert!(done.log.contains("listening on unix_udp"), "{}", done.log);
+    assert!(!g.path("g.sock").exists(), "socket file removed on exit");
+}
+
+#[test]
+fn sigterm_drains_every_accepted_record() {
+    let mut g = Gatelog::start(&[], &default_args(), &[("TZ", "UTC")]);
+    let sock = g.wait_for("g.sock");
+    let msgs: Vec<Vec<u8>> = (0..5000).map(|i| nginx_line(None, i, "example.com", "/x")).collect();
+    send_all(&sock, &msgs);
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    let files = files_under(&g.path("logs"));
+    let total: usize = files.iter().map(|(_, c)| c.lines().count()).sum();
+    let dropped: u64 = done
+        .log
+        .lines()
+        .filter(|l| l.contains("input summary"))
+        .filter_map(|l| l.split("dropped_buffer_full=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    // Blocking sends: every datagram was accepted by the kernel; each one is
+    // either written or counted as dropped, and with the default budget none is dropped.
+    assert_eq!(dropped, 0, "{}", done.log);
+    assert_eq!(total, 5000, "{}", done.log);
+    for i in [0, 2500, 4999] {
+        assert!(files[0].1.contains(&format!("\"seq\":{i},")), "seq {i} missing");
+    }
+}
+
+#[test]
+fn hostile_datagrams_never_stop_the_next_good_record() {
+    let mut g = Gatelog::start(&[], &default_args(), &[("TZ", "UTC")]);
+    let sock = g.wait_for("g.sock");
+    let mut hostile: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"garbage without a header".to_vec(),
+        b"<190>".to_vec(),
+        b"<99999999999999999999>Nov 23 16:30:00 h nginx: {}".to_vec(),
+        b"<190>Nov 23 16:30:00 h nginx: {\"broken\": ".to_vec(),
+        b"<190>Nov 23 16:30:00 h nginx: {\"nul\":\"a\\u0000b\",\"raw\":\"\xff\xfe\"}".to_vec(),
+        b"<190>Nov 23 16:30:00 h nginx: \x00\x01\x02".to_vec(),
+    ];
+    let mut big = b"<190>Nov 23 16:30:00 h nginx: {\"big\":\"".to_vec();
+    big.extend(std::iter::repeat(b'x').take(100_000));
+    big.extend(b"\"}");
+    hostile.push(big);
+    hostile.push(nginx_line(None, 42, "good.example", "/after"));
+    send_all(&sock, &hostile);
+    let files = wait_lines(&g.path("logs"), 5);
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    let all: String = files.iter().map(|(_, c)| c.as_str()).collect();
+    assert!(all.contains(r#""vhost":"good.example""#), "{all}");
+    // Broken JSON keeps the syslog record unchanged.
+    assert!(all.contains(r#""message":"{\"broken\": ""#), "{all}");
+    // Invalid UTF-8 becomes replacement characters, NUL stays escaped; every line is JSON.
+    assert!(all.contains(r#""raw":"\ufffd\ufffd""#) || all.contains("\"raw\":\"\u{fffd}\u{fffd}\""), "{all}");
+    assert!(all.contains(r#""nul":"a\u0000b""#), "{all}");
+    assert!(all.contains(&"x".repeat(100_000)), "100 KB datagram kept whole");
+    assert!(done.log.contains("message did not parse"), "{}", done.log);
+}
+
+#[test]
+fn dry_run_accepts_every_example() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for cfg in ["examples/default.conf", "examples/istio-sidecar/fluent-bit.conf"] {
+        let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(format!("{root}/{cfg}")).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{cfg}: {err}");
+        assert!(err.contains("configuration test is successful"), "{cfg}: {err}");
+    }
+    let out = std::process::Command::new(BIN).arg("--dry-run").output().unwrap();
+    assert!(out.status.success(), "embedded default: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn dry_run_reports_every_mistake_with_file_and_line() {
+    let dir = temp_files(&[(
+        "bad.conf",
+        "[SERVICE]\n    Flush 1\n    Parsers_File missing-parsers.conf\n\n[INPUT]\n    Name syslog\n    Pth /tmp/x.sock\n\n[FILTER]\n    Name parsr\n    Match *\n\n[OUTPUT]\n    Name file\n    Match *\n    Format yaml\n",
+    )]);
+    let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("bad.conf")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.conf:3:"), "missing parsers file at line 3: {err}");
+}
+
+#[test]
+fn dry_run_reports_plugin_mistakes_all_at_once() {
+    let dir = temp_files(&[(
+        "bad.conf",
+        "[INPUT]\n    Name syslog\n    Pth /tmp/x.sock\n\n[FILTER]\n    Name parsr\n    Match *\n\n[OUTPUT]\n    Name file\n    Match *\n    Format yaml\n",
+    )]);
+    let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("bad.conf")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.conf:3: unknown key 'Pth'") && err.contains("did you mean 'Path'?"), "{err}");
+    assert!(err.contains("bad.conf:6: unknown filter 'parsr'"), "{err}");
+    assert!(err.contains("bad.conf:12:"), "bad Format at line 12: {err}");
+}
+
+const REWRITE_CONF: &str = "[SERVICE]
+    Flush 0.2
+[INPUT]
+    Name syslog
+    Path {dir}/g.sock
+    Parser rfc3164
+    Tag nginx
+[FILTER]
+    Name parser
+    Match nginx
+    Key_Name message
+    Parser json
+    Reserve_Data On
+[FILTER]
+    Name rewrite_tag
+    Match nginx
+    Rule $vhost ^(.*)$ {dir}/out/$vhost.log KEEP
+[OUTPUT]
+    Name file
+    Match *
+    Format template
+    Template {vhost} {uri}
+";
+
+fn rewrite_run(keep: &str, vhosts: &[&str]) -> (Gatelog, Finished) {
+    let conf = REWRITE_CONF.replace("KEEP", keep);
+    let mut g = Gatelog::start(&[("rt.conf", &conf)], &["-c", "{dir}/rt.conf"], &[("TZ", "UTC")]);
+    let sock = g.wait_for("g.sock");
+    let msgs: Vec<Vec<u8>> = vhosts.iter().enumerate().map(|(i, v)| nginx_line(None, i as u64, v, "/u")).collect();
+    send_all(&sock, &msgs);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    (g, done)
+}
+
+#[test]
+fn hostile_vhosts_never_leave_the_rewrite_root() {
+    let long = "a".repeat(300);
+    let vhosts = ["good.example", "../../etc/evil", "/abs", "%2e%2e", &long, "nul\\u0000byte", "x/../../../y"];
+    let (g, done) = rewrite_run("false", &vhosts);
+    let out = files_under(&g.path("out"));
+    let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["%2e%2e.log", "abs.log", "gatelog-refused.log", "good.example.log"], "{}", done.log);
+    assert_eq!(out[0].1, "%2e%2e /u\n");
+    let refused = &out[2].1;
+    assert_eq!(refused.lines().count(), 4, "{refused}");
+    assert!(refused.contains("../../etc/evil /u") && refused.contains("x/../../../y /u"), "{refused}");
+    // Nothing was written anywhere else in the temp dir.
+    let everything: Vec<String> = files_under(g.dir.path()).into_iter().map(|(n, _)| n).collect();
+    assert!(everything.iter().all(|n| n.starts_with("out/") || n == "gatelog.stderr" || n == "rt.conf"), "{everything:?}");
+    assert!(done.log.contains("refused an output path"), "{}", done.log);
+}
+
+#[test]
+fn rewrite_keep_true_also_writes_the_original_tag_file_and_warns() {
+    let (g, done) = rewrite_run("true", &["a.example", "b.example"]);
+    let out = files_under(&g.path("out"));
+    assert_eq!(out.len(), 2, "{out:?}");
+    // Fluent Bit's side file named after the original tag, in the working directory.
+    let side = std::fs::read_to_string(g.path("nginx")).unwrap();
+    assert_eq!(side, "a.example /u\nb.example /u\n");
+    let dry = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(g.path("rt.conf")).output().unwrap();
+    let err = String::from_utf8_lossy(&dry.stderr);
+    assert!(dry.status.success() && err.contains("every record is written twice"), "{err}");
+    let _ = done;
+}
+
+#[test]
+fn rewrite_keep_false_writes_only_the_new_tag() {
+    let (g, _) = rewrite_run("false", &["a.example"]);
+    assert_eq!(files_under(&g.path("out")), vec![("a.example.log".to_string(), "a.example /u\n".to_string())]);
+    assert!(!g.path("nginx").exists());
+}
