@@ -19,9 +19,11 @@ impl Matcher {
         let glob = s.value("match").map(str::to_owned);
         let regex = match s.get("match_regex") {
             None => None,
-            Some(p) => Some(Regex::new(&format!("\\A(?:{})", p.value)).map_err(|e| {
-                ConfigError::at(&p.loc, format!("invalid Match_Regex: {e}")).with_hint("write a regex in the regex crate's syntax")
-            })?),
+            Some(p) => {
+                let bad = |e: String| ConfigError::at(&p.loc, format!("invalid Match_Regex: {e}"));
+                let pattern = crate::parser::onigmo::translate_numbered(&p.value).map_err(bad)?;
+                Some(Regex::new(&format!("\\A(?:{pattern})")).map_err(|e| bad(e.to_string()))?)
+            }
         };
         if glob.is_none() && regex.is_none() {
             return Ok(None);

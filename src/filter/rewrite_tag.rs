@@ -204,11 +204,10 @@ impl Rule {
     }
 }
 
-/// Rule regexes are Onigmo syntax; unlike parser regexes their unnamed groups
-/// capture (`$1`), so only the syntax differences are translated here.
+/// Rule regexes are Onigmo syntax, read by group number (`$1`).
 fn compile_rule_regex(src: &str) -> Result<Regex, String> {
-    let translated = src.replace("\\<", "<").replace("\\>", ">");
-    Regex::new(&format!("(?m){translated}")).map_err(|e| e.to_string())
+    let pattern = crate::parser::onigmo::translate_numbered(src)?;
+    Regex::new(&pattern).map_err(|e| e.to_string())
 }
 
 pub struct RewriteTag {
@@ -332,6 +331,16 @@ mod tests {
             let e = Rule::parse(&prop(bad)).unwrap_err().to_string();
             assert!(e.starts_with("t.conf:7: "), "{e}");
         }
+    }
+
+    #[test]
+    fn onigmo_syntax_in_rules() {
+        // `\<` is a literal '<' in Onigmo; named groups make plain ones non-capturing.
+        let r = rec("t", &[("m", Value::from("<190>x"))]);
+        let (_, emitted) = run(&["$m ^\\<(\\d+)\\>(.)$ p.$1.$2 false"], r.clone());
+        assert_eq!(&*emitted[0].tag, "p.190.x");
+        let (_, emitted) = run(&["$m ^\\<(?<pri>\\d+)\\>(.)$ p.$1.$2 false"], r);
+        assert_eq!(&*emitted[0].tag, "p.190.");
     }
 
     #[test]

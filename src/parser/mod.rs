@@ -26,7 +26,7 @@ mod build;
 mod decode;
 mod json;
 mod kv;
-mod onigmo;
+pub(crate) mod onigmo;
 mod regex;
 mod rfc3164;
 mod strptime;

@@ -28,6 +28,22 @@ const SPACE: &str = r"\t\n\x0B\x0C\r ";
 
 /// Translate `src`; the error is a sentence for the `Regex` line.
 pub(crate) fn translate(src: &str) -> Result<Translated, String> {
+    translate_with(src, false)
+}
+
+/// Translate a pattern whose groups are read by number (rewrite_tag's
+/// `$1`): as in Onigmo, unnamed groups capture when the pattern has no
+/// named group.
+pub(crate) fn translate_numbered(src: &str) -> Result<String, String> {
+    let t = translate_with(src, true)?;
+    if t.names.is_empty() {
+        Ok(t.pattern)
+    } else {
+        translate(src).map(|t| t.pattern)
+    }
+}
+
+fn translate_with(src: &str, plain_groups_capture: bool) -> Result<Translated, String> {
     let (body, flags) = strip_slashes(src.trim());
     let mut t = Translator {
         chars: body.chars().collect(),
@@ -35,6 +51,7 @@ pub(crate) fn translate(src: &str) -> Result<Translated, String> {
         out: String::with_capacity(body.len() + 16),
         names: Vec::new(),
         extended: flags.contains('x'),
+        plain_groups_capture,
     };
     t.out.push_str("(?m");
     for f in flags.chars() {
@@ -76,6 +93,7 @@ struct Translator {
     out: String,
     names: Vec<String>,
     extended: bool,
+    plain_groups_capture: bool,
 }
 
 /// Characters the `regex` crate treats as meta somewhere (escaping them is
@@ -206,7 +224,7 @@ impl Translator {
 
     fn group(&mut self) -> Result<(), String> {
         if self.peek(0) != Some('?') {
-            self.out.push_str("(?:");
+            self.out.push_str(if self.plain_groups_capture { "(" } else { "(?:" });
             return Ok(());
         }
         if self.starts_with("?#") {

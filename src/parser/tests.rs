@@ -581,3 +581,57 @@ fn registry_keeps_first_duplicate_and_skips_multiline() {
     assert!(reg.insert(Parser::rfc3164("syslog")));
     assert!(!reg.insert(Parser::rfc3164("syslog")));
 }
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    let mut reg = fixture("stock-parsers.conf");
+    reg.insert(Parser::rfc3164("native"));
+    for (name, fmt) in [("ltsv", "ltsv"), ("logfmt", "logfmt")] {
+        reg.insert(
+            Parser::from_section(&section(&[
+                ("Name", name),
+                ("Format", fmt),
+                ("Time_Format", "%b %e %T.%L%z"),
+            ]))
+            .unwrap(),
+        );
+    }
+    let seeds: [&[u8]; 5] = [
+        b"<190>Nov  3 16:30:00 web-1 nginx[12]: {\"a\":\"\\ud83d\\ude00\",\"b\":[1,2.5e3,{\"c\":null}]}",
+        b"<13>2024-11-23T16:30:00.123+09:00 host tag: msg",
+        b"time:Nov  3 16:30:00.5+0900\tk:v",
+        b"time=\"Nov 3 16:30:00.1Z\" k=v bare",
+        b"192.168.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 2326",
+    ];
+    // xorshift: deterministic mutations (truncation, byte flips, splices).
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let c = ctx(1732347000, "Asia/Tokyo");
+    let names = reg.names();
+    for round in 0..3000 {
+        let seed = seeds[round % seeds.len()];
+        let mut input = seed[..(next() as usize % (seed.len() + 1))].to_vec();
+        for _ in 0..(next() % 4) {
+            if input.is_empty() {
+                break;
+            }
+            let at = next() as usize % input.len();
+            input[at] = match next() % 6 {
+                0 => b'\\',
+                1 => b'"',
+                2 => 0xff,
+                3 => b' ',
+                4 => b'{',
+                _ => next() as u8,
+            };
+        }
+        for name in &names {
+            let _ = reg.get(name).unwrap().parse(&input, &c);
+        }
+    }
+}

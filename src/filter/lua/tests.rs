@@ -1,0 +1,495 @@
+//! Tests of the `lua` filter through its public API, on a real LuaJIT VM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::options::tests::section;
+use super::*;
+use crate::record::Value;
+
+const TS: Timestamp = Timestamp::new(1_732_379_400, 500_000_000);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn build(props: &[(&str, &str)]) -> Result<LuaFilter, Vec<ConfigError>> {
+    LuaFilter::from_section(&section(props), &root(), "lua.1")
+}
+
+/// A filter running inline `code`, calling `f`.
+fn inline(code: &str, extra: &[(&str, &str)]) -> LuaFilter {
+    let mut props = vec![("code", code), ("call", "f")];
+    props.extend_from_slice(extra);
+    match build(&props) {
+        Ok(f) => f,
+        Err(e) => panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")),
+    }
+}
+
+fn script(file: &str, call: &str) -> LuaFilter {
+    let path = root().join(file);
+    match build(&[("script", path.to_str().unwrap()), ("call", call)]) {
+        Ok(f) => f,
+        Err(e) => panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")),
+    }
+}
+
+fn map(pairs: &[(&str, Value)]) -> Map {
+    Map::from_pairs(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+}
+
+fn rec(pairs: &[(&str, Value)]) -> Record {
+    Record::new(Arc::from("kube.*"), TS, map(pairs))
+}
+
+fn s(v: &str) -> Value {
+    Value::from(v)
+}
+
+fn apply(f: &mut LuaFilter, r: Record) -> (Vec<Record>, FilterCounters) {
+    let counters = FilterCounters::default();
+    let mut out = Vec::new();
+    f.apply(r, &mut out, &counters);
+    (out, counters)
+}
+
+fn keys(m: &Map) -> Vec<&str> {
+    m.iter().map(|(k, _)| k).collect()
+}
+
+#[test]
+fn filter_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<LuaFilter>();
+}
+
+#[test]
+fn code_minus_one_drops() {
+    let mut f = inline("function f(tag, ts, r) return -1, ts, r end", &[]);
+    let (out, c) = apply(&mut f, rec(&[("a", s("x"))]));
+    assert!(out.is_empty());
+    assert_eq!((c.drop_records.get(), c.errors.get()), (1, 0));
+}
+
+#[test]
+fn code_zero_keeps_the_original_even_if_the_table_changed() {
+    let mut f = inline("function f(tag, ts, r) r.a = 'changed' return 0, ts + 5, r end", &[]);
+    let original = rec(&[("a", s("x")), ("n", Value::Float(1.0))]);
+    let (out, c) = apply(&mut f, original.clone());
+    assert_eq!(out, vec![original]);
+    assert_eq!(c.errors.get(), 0);
+}
+
+#[test]
+fn code_one_replaces_record_and_time_code_two_keeps_time() {
+    let mut f = inline("function f(tag, ts, r) r.tag = tag return 1, ts + 10, r end", &[]);
+    let (out, _) = apply(&mut f, rec(&[("a", s("x"))]));
+    assert_eq!(out[0].time, Timestamp::new(1_732_379_410, 500_000_000));
+    assert_eq!(out[0].fields, map(&[("a", s("x")), ("tag", s("kube.*"))]));
+
+    let mut f = inline("function f(tag, ts, r) r.a = 'y' return 2, ts + 10, r end", &[]);
+    let (out, _) = apply(&mut f, rec(&[("a", s("x"))]));
+    assert_eq!(out[0].time, TS);
+    assert_eq!(out[0].fields, map(&[("a", s("y"))]));
+}
+
+#[test]
+fn unexpected_code_keeps_original_and_counts() {
+    let mut f = inline("function f(tag, ts, r) r.a = 'y' return 7, ts, r end", &[]);
+    let original = rec(&[("a", s("x"))]);
+    let (out, c) = apply(&mut f, original.clone());
+    assert_eq!(out, vec![original.clone()]);
+    assert_eq!(c.errors.get(), 1);
+    assert_eq!(f.run(&original).err().unwrap(), "unexpected return code 7, original record kept");
+}
+
+#[test]
+fn no_return_value_means_keep() {
+    let mut f = inline("function f(tag, ts, r) end", &[]);
+    let original = rec(&[("a", s("x"))]);
+    let (out, c) = apply(&mut f, original.clone());
+    assert_eq!((out, c.errors.get()), (vec![original], 0));
+}
+
+#[test]
+fn split_emits_one_record_per_element_with_the_same_time() {
+    let mut f = script("tests/fixtures/lua/split.lua", "split_items");
+    let r = rec(&[
+        ("vhost", s("a.example")),
+        ("items", Value::Array(vec![s("x"), s("y"), s("z")])),
+        ("status", Value::Int(200)),
+    ]);
+    let (out, c) = apply(&mut f, r);
+    assert_eq!(out.len(), 3);
+    assert_eq!(c.add_records.get(), 2);
+    for (r, item) in out.iter().zip(["x", "y", "z"]) {
+        assert_eq!(r.time, TS);
+        assert_eq!(&*r.tag, "kube.*");
+        assert_eq!(r.fields, map(&[("vhost", s("a.example")), ("status", Value::Int(200)), ("item", s(item))]));
+    }
+}
+
+#[test]
+fn invalid_returned_tables_keep_the_original() {
+    for code in [
+        "function f(tag, ts, r) return 1, ts, {} end",
+        "function f(tag, ts, r) return 1, ts, {{a = 1}, 'x'} end",
+        "function f(tag, ts, r) return 1, ts, {{a = 1}, {}} end",
+        "function f(tag, ts, r) return 2, ts, 'text' end",
+    ] {
+        let mut f = inline(code, &[]);
+        let original = rec(&[("a", s("x"))]);
+        let (out, c) = apply(&mut f, original.clone());
+        assert_eq!(out, vec![original], "{code}");
+        assert_eq!(c.errors.get(), 1, "{code}");
+    }
+}
+
+#[test]
+fn timestamp_is_a_double_and_a_bad_returned_time_keeps_the_record_time() {
+    let mut f = inline("function f(tag, ts, r) r.ts = ts return 1, nil, r end", &[]);
+    let (out, _) = apply(&mut f, rec(&[]));
+    assert_eq!(out[0].fields, map(&[("ts", Value::Float(1_732_379_400.5))]));
+    assert_eq!(out[0].time, TS);
+}
+
+#[test]
+fn time_as_table_both_ways() {
+    let code = "function f(tag, ts, r) r.sec = ts.sec r.nsec = ts.nsec return 1, {sec = ts.sec + 1, nsec = 250}, r end";
+    let mut f = inline(code, &[("time_as_table", "on")]);
+    let (out, _) = apply(&mut f, rec(&[]));
+    assert_eq!(out[0].fields, map(&[("nsec", Value::Int(500_000_000)), ("sec", Value::Int(1_732_379_400))]));
+    assert_eq!(out[0].time, Timestamp::new(1_732_379_401, 250));
+    // A number is accepted back too.
+    let mut f = inline("function f(tag, ts, r) return 1, 12.5, r end", &[("time_as_table", "on")]);
+    let (out, _) = apply(&mut f, rec(&[("a", s("x"))]));
+    assert_eq!(out[0].time, Timestamp::new(12, 500_000_000));
+}
+
+#[test]
+fn numbers_integral_become_int_like_fluent_bit() {
+    let mut f = inline("function f(tag, ts, r) r.tiny = 1e-20 r.big = 2^63 return 1, ts, r end", &[]);
+    let (out, _) = apply(
+        &mut f,
+        rec(&[("one", Value::Float(1.0)), ("half", Value::Float(1.5)), ("n", Value::Int(-42)), ("b", Value::Bool(true))]),
+    );
+    assert_eq!(
+        out[0].fields,
+        map(&[
+            ("one", Value::Int(1)),
+            ("half", Value::Float(1.5)),
+            ("n", Value::Int(-42)),
+            ("b", Value::Bool(true)),
+            ("big", Value::Float(9.223_372_036_854_775_808e18)),
+            ("tiny", Value::Float(1e-20)),
+        ])
+    );
+}
+
+#[test]
+fn nested_maps_arrays_and_empty_tables() {
+    let code = "function f(tag, ts, r) r.new = {z = 1, a = {}} r.list = {'p', 'q'} return 1, ts, r end";
+    let mut f = inline(code, &[]);
+    let inner = map(&[("y", Value::Int(2)), ("x", Value::Array(vec![Value::Int(1), s("two")]))]);
+    let (out, _) = apply(&mut f, rec(&[("m", Value::Map(inner.clone())), ("e", Value::Array(vec![]))]));
+    assert_eq!(
+        out[0].fields,
+        map(&[
+            ("m", Value::Map(inner)),
+            // An empty array comes back as an empty map, as in Fluent Bit.
+            ("e", Value::Map(Map::new())),
+            ("list", Value::Array(vec![s("p"), s("q")])),
+            ("new", Value::Map(map(&[("a", Value::Map(Map::new())), ("z", Value::Int(1))]))),
+        ])
+    );
+}
+
+#[test]
+fn type_int_key_and_type_array_key() {
+    let code = "function f(tag, ts, r) r.status = 200.7 r.nested = {status = -3.9} return 1, ts, r end";
+    let mut f = inline(code, &[("type_int_key", "status"), ("type_array_key", "tags empty")]);
+    let (out, _) = apply(
+        &mut f,
+        rec(&[("tags", Value::Array(vec![s("a")])), ("empty", Value::Array(vec![])), ("other", Value::Float(2.5))]),
+    );
+    assert_eq!(
+        out[0].fields,
+        map(&[
+            ("tags", Value::Array(vec![s("a")])),
+            ("empty", Value::Array(vec![])),
+            ("other", Value::Float(2.5)),
+            ("nested", Value::Map(map(&[("status", Value::Int(-3))]))),
+            ("status", Value::Int(200)),
+        ])
+    );
+}
+
+#[test]
+fn null_disappears_unless_flb_null() {
+    let code = "function f(tag, ts, r) r.seen = (r.x == nil) and 'nil' or (r.x == flb_null and 'flb_null' or 'other') return 1, ts, r end";
+    let input = rec(&[("x", Value::Null), ("a", Value::Array(vec![Value::Int(1), Value::Null, Value::Int(3)]))]);
+
+    let mut f = inline(code, &[]);
+    let (out, _) = apply(&mut f, input.clone());
+    // The array's hole comes back as null (it is still a sequence).
+    assert_eq!(
+        out[0].fields,
+        map(&[("a", Value::Array(vec![Value::Int(1), Value::Null, Value::Int(3)])), ("seen", s("nil"))])
+    );
+
+    let mut f = inline(code, &[("enable_flb_null", "on")]);
+    let (out, _) = apply(&mut f, input);
+    assert_eq!(
+        out[0].fields,
+        map(&[
+            ("x", Value::Null),
+            ("a", Value::Array(vec![Value::Int(1), Value::Null, Value::Int(3)])),
+            ("seen", s("flb_null")),
+        ])
+    );
+}
+
+#[test]
+fn duplicate_keys_collapse_last_wins_at_first_position() {
+    let mut f = inline("function f(tag, ts, r) r.seen = r.time return 1, ts, r end", &[]);
+    let (out, _) = apply(
+        &mut f,
+        rec(&[("time", s("json")), ("vhost", s("v")), ("time", s("Nov 23 16:30:00")), ("ident", s("h"))]),
+    );
+    assert_eq!(
+        out[0].fields,
+        map(&[("time", s("Nov 23 16:30:00")), ("vhost", s("v")), ("ident", s("h")), ("seen", s("Nov 23 16:30:00"))])
+    );
+}
+
+#[test]
+fn original_key_order_kept_new_keys_sorted_removed_keys_gone() {
+    let mut f = inline("function f(tag, ts, r) r.zz = 1 r.aa = 2 r.b = nil r.mm = 3 return 1, ts, r end", &[]);
+    let (out, _) = apply(&mut f, rec(&[("d", s("1")), ("b", s("2")), ("c", s("3")), ("a", s("4"))]));
+    assert_eq!(keys(&out[0].fields), ["d", "c", "a", "aa", "mm", "zz"]);
+}
+
+#[test]
+fn invalid_utf8_from_lua_is_replaced() {
+    let mut f = inline("function f(tag, ts, r) r.x = 'a\\255b' return 1, ts, r end", &[]);
+    let (out, _) = apply(&mut f, rec(&[]));
+    assert_eq!(out[0].fields, map(&[("x", s("a\u{fffd}b"))]));
+}
+
+#[test]
+fn functions_are_dropped_and_cycles_are_an_error() {
+    let mut f = inline("function f(tag, ts, r) r.fn = print return 1, ts, r end", &[]);
+    let (out, _) = apply(&mut f, rec(&[("a", s("x"))]));
+    assert_eq!(out[0].fields, map(&[("a", s("x"))]));
+
+    let mut f = inline("function f(tag, ts, r) r.self = r return 1, ts, r end", &[]);
+    let original = rec(&[("a", s("x"))]);
+    let (out, c) = apply(&mut f, original.clone());
+    assert_eq!((out, c.errors.get()), (vec![original], 1));
+}
+
+#[test]
+fn runtime_error_passes_the_record_and_names_the_line() {
+    let mut f = inline("function f(tag, ts, r)\n  return 1, ts, r.missing.field\nend", &[]);
+    let original = rec(&[("a", s("x"))]);
+    let (out, c) = apply(&mut f, original.clone());
+    assert_eq!((out, c.errors.get()), (vec![original.clone()], 1));
+    let msg = f.run(&original).err().unwrap();
+    assert!(msg.starts_with("lua.1.code:2: attempt to index field 'missing'"), "{msg}");
+    // Unprotected mode: still passes, never aborts.
+    let mut f = inline("function f(tag, ts, r) error('boom') end", &[("protected_mode", "off")]);
+    let (out, c) = apply(&mut f, original.clone());
+    assert_eq!((out, c.errors.get()), (vec![original], 1));
+}
+
+#[test]
+fn syntax_error_names_script_line_and_property() {
+    let path = root().join("tests/fixtures/lua/syntax-error.lua");
+    let errs = build(&[("script", path.to_str().unwrap()), ("call", "broken")]).err().unwrap();
+    let text = errs[0].to_string();
+    assert!(text.starts_with("gatelog.conf:3: lua script does not compile: "), "{text}");
+    assert!(text.contains(&format!("{}:5:", path.display())), "{text}");
+}
+
+#[test]
+fn relative_script_is_found_next_to_the_config() {
+    let f = LuaFilter::from_section(
+        &section(&[("script", "split.lua"), ("call", "split_items")]),
+        &root().join("tests/fixtures/lua"),
+        "lua.1",
+    );
+    assert!(f.is_ok());
+}
+
+#[test]
+fn missing_call_function_is_an_error_listing_what_exists() {
+    let errs = build(&[("code", "function g() end function h() end"), ("call", "f")]).err().unwrap();
+    assert_eq!(
+        errs[0].to_string(),
+        "gatelog.conf:4: function 'f' is not found in the lua script (fix: functions the script defines: g, h)"
+    );
+    let errs = build(&[("code", "error('at load')"), ("call", "f")]).err().unwrap();
+    assert!(errs[0].to_string().contains("lua script failed while loading: lua.1.code:1: at load"), "{}", errs[0]);
+}
+
+#[test]
+fn runaway_loop_and_memory_bomb_recover() {
+    let code = "function f(tag, ts, r)
+        if r.mode == 'loop' then while true do end end
+        if r.mode == 'bomb' then local t = {} while true do t[#t + 1] = string.rep('x', 1e6) .. #t end end
+        if r.mode == 'same' then local t = {} while true do t[#t + 1] = string.rep('x', 1e6) end end
+        r.ok = true
+        return 1, ts, r
+    end";
+    let mut f = inline(code, &[("instruction_limit", "2000000"), ("memory_limit", "32M")]);
+    for mode in ["loop", "bomb", "same", "loop"] {
+        let original = rec(&[("mode", s(mode))]);
+        let (out, c) = apply(&mut f, original.clone());
+        assert_eq!((out, c.errors.get()), (vec![original], 1), "{mode}");
+        let (out, c) = apply(&mut f, rec(&[("mode", s("fine"))]));
+        assert_eq!(c.errors.get(), 0, "{mode}");
+        assert_eq!(out[0].fields, map(&[("mode", s("fine")), ("ok", Value::Bool(true))]), "{mode}");
+    }
+    let msg = f.run(&rec(&[("mode", s("loop"))])).err().unwrap();
+    assert!(msg.contains("instruction limit of 2000000 exceeded"), "{msg}");
+    let msg = f.run(&rec(&[("mode", s("bomb"))])).err().unwrap();
+    assert!(msg.contains("memory_limit reached"), "{msg}");
+}
+
+#[test]
+fn os_exit_does_not_stop_the_process() {
+    let mut f = inline("function f(tag, ts, r) os.exit(1) end", &[]);
+    let original = rec(&[]);
+    let (out, c) = apply(&mut f, original.clone());
+    assert_eq!((out, c.errors.get()), (vec![original], 1));
+}
+
+#[test]
+fn globals_persist_between_calls() {
+    let mut f = inline("count = 0 function f(tag, ts, r) count = count + 1 r.n = count return 1, ts, r end", &[]);
+    for n in 1..=3 {
+        let (out, _) = apply(&mut f, rec(&[]));
+        assert_eq!(out[0].fields, map(&[("n", Value::Int(n))]));
+    }
+    let mut f = script("lua/create-log-file-path.lua", "create_log_file_path");
+    apply(&mut f, rec(&[("vhost", s("v"))]));
+    let global: Table = f.lua.globals().get("new_record").unwrap();
+    assert_eq!(global.get::<String>("vhost").unwrap(), "v");
+}
+
+/// The sidecar record of reference §0.2 after the parser filter.
+fn sidecar_record() -> Record {
+    Record::new(
+        Arc::from("kube.*"),
+        Timestamp::new(1_732_379_400, 0),
+        map(&[
+            ("time", s("2024-11-23T16:30:00+09:00")),
+            ("vhost", s("example.com")),
+            ("method", s("GET")),
+            ("uri", s("/a")),
+            ("status", s("200")),
+            ("pri", s("190")),
+            ("time", s("Nov 23 16:30:00")),
+            ("ident", s("istio-ingressgateway-7d9f-abcde")),
+            ("message", s("{...}")),
+        ]),
+    )
+}
+
+/// Run by `sidecar_script_follows_tz` in a child process whose TZ is set
+/// before any VM exists (localtime caches the zone per process).
+#[test]
+#[ignore = "run by sidecar_script_follows_tz in a child process"]
+fn sidecar_script_child() {
+    let Ok(expected) = std::env::var("GATELOG_LUA_TZ_EXPECT") else { return };
+    let mut f = script("lua/create-log-file-path.lua", "create_log_file_path");
+    let (out, _) = apply(&mut f, sidecar_record());
+    assert_eq!(
+        out[0].fields,
+        map(&[
+            ("time", s("Nov 23 16:30:00")),
+            ("vhost", s("example.com")),
+            ("method", s("GET")),
+            ("uri", s("/a")),
+            ("status", s("200")),
+            ("pri", s("190")),
+            ("ident", s("istio-ingressgateway-7d9f-abcde")),
+            ("message", s("{...}")),
+            ("log_file_path", Value::Str(format!("{expected}/istio-ingressgateway-access.log"))),
+        ])
+    );
+    assert_eq!(out[0].time, Timestamp::new(1_732_379_400, 0));
+    println!("SIDECAR_CHILD_OK {expected}");
+}
+
+#[test]
+fn sidecar_script_follows_tz() {
+    let exe = std::env::current_exe().unwrap();
+    let mut zones = vec![("UTC", "2024-1123"), ("JST-9", "2024-1124")];
+    if Path::new("/usr/share/zoneinfo/Asia/Tokyo").exists() {
+        zones.push(("Asia/Tokyo", "2024-1124"));
+    }
+    for (tz, expected) in zones {
+        let out = std::process::Command::new(&exe)
+            .args(["filter::lua::tests::sidecar_script_child", "--exact", "--ignored", "--nocapture"])
+            .env("TZ", tz)
+            .env("GATELOG_LUA_TZ_EXPECT", expected)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(&format!("SIDECAR_CHILD_OK {expected}")),
+            "TZ={tz}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn shipped_drop_health_checks() {
+    let mut f = script("lua/drop-health-checks.lua", "drop_health_checks");
+    for uri in ["/healthz", "/health", "/ready", "/livez", "/healthz?verbose=1", "/readyz/"] {
+        let (out, c) = apply(&mut f, rec(&[("uri", s(uri))]));
+        assert!(out.is_empty() && c.drop_records.get() == 1, "{uri}");
+    }
+    let (out, _) = apply(&mut f, rec(&[("uri", s("/")), ("user_agent", s("kube-probe/1.29"))]));
+    assert!(out.is_empty());
+    let kept = rec(&[("uri", s("/healthzone")), ("user_agent", s("curl/8")), ("status", Value::Int(200))]);
+    let (out, _) = apply(&mut f, kept.clone());
+    assert_eq!(out, vec![kept]);
+}
+
+#[test]
+fn shipped_mask_query_tokens() {
+    let mut f = script("lua/mask-query-tokens.lua", "mask_query_tokens");
+    let (out, _) = apply(
+        &mut f,
+        rec(&[
+            ("uri", s("/cb?code=abc&state=x&Access_Token=t0k#frag")),
+            ("referer", s("https://a.example/?password=hunter2")),
+            ("status", Value::Int(302)),
+        ]),
+    );
+    assert_eq!(
+        out[0].fields,
+        map(&[
+            ("uri", s("/cb?code=***&state=x&Access_Token=***#frag")),
+            ("referer", s("https://a.example/?password=***")),
+            ("status", Value::Int(302)),
+        ])
+    );
+    let clean = rec(&[("uri", s("/search?q=token")), ("request_time", Value::Float(0.25))]);
+    let (out, _) = apply(&mut f, clean.clone());
+    assert_eq!(out, vec![clean]);
+}
+
+#[test]
+fn shipped_add_field() {
+    let cluster = std::env::var("CLUSTER_NAME").unwrap_or_else(|_| "unknown".into());
+    let mut f = script("lua/add-field.lua", "add_field");
+    let (out, _) = apply(&mut f, rec(&[("vhost", s("v"))]));
+    assert_eq!(out[0].fields, map(&[("vhost", s("v")), ("cluster", Value::Str(cluster))]));
+    let (out, _) = apply(&mut f, rec(&[("cluster", s("mine"))]));
+    assert_eq!(out[0].fields, map(&[("cluster", s("mine"))]));
+}

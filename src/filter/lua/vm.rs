@@ -1,0 +1,116 @@
+//! One filter's Lua VM: created, loaded and checked once when the config
+//! loads, then kept for the process lifetime (globals persist between calls,
+//! as in Fluent Bit).
+//!
+//! The VM is LuaJIT (Lua 5.1 dialect, like Fluent Bit) with the safe
+//! standard libraries: `debug` (which could remove the instruction hook) and
+//! `ffi` (which can corrupt memory) are not loaded. The JIT compiler is
+//! switched off and `jit.on` made a no-op, because LuaJIT does not run hooks
+//! inside compiled traces and the instruction limit could not stop a
+//! compiled endless loop; per-record filter functions are short, so the
+//! interpreter costs little (see `examples/lua_bench.rs`). `os.exit` raises
+//! an error instead of ending the process. `flb_null` is defined as in
+//! Fluent Bit ≥ 2.1.10 (a NULL light userdata).
+
+use std::collections::HashSet;
+
+use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Table};
+
+use super::limits::Limits;
+use super::options::{Settings, Source};
+use crate::config::ConfigError;
+
+/// A fresh VM with gatelog's library set.
+pub(crate) fn new_vm() -> mlua::Result<Lua> {
+    let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default())?;
+    let globals = lua.globals();
+    let jit: Table = globals.get("jit")?;
+    jit.get::<Function>("off")?.call::<()>(())?;
+    jit.get::<Function>("flush")?.call::<()>(())?;
+    jit.set("on", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    let os: Table = globals.get("os")?;
+    os.set(
+        "exit",
+        lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
+            Err(mlua::Error::runtime("os.exit is disabled in gatelog (a filter must not stop the pipeline)"))
+        })?,
+    )?;
+    globals.set("flb_null", LightUserData(std::ptr::null_mut()))?;
+    Ok(lua)
+}
+
+/// Compile the script, run its top level under the limits, and return the
+/// `call` function.
+pub(crate) fn load(lua: &Lua, s: &Settings, instance: &str, limits: &Limits) -> Result<Function, ConfigError> {
+    let source: Vec<u8> = match &s.source {
+        Source::File(path) => std::fs::read(path).map_err(|e| {
+            ConfigError::at(&s.source_loc, format!("cannot read lua script {}: {e}", path.display()))
+                .with_hint("check the path and the file's permissions")
+        })?,
+        Source::Inline(code) => code.clone().into_bytes(),
+    };
+    let before = global_names(lua);
+    let chunk = lua.load(source).set_name(s.chunk_name(instance)).into_function().map_err(|e| {
+        ConfigError::at(&s.source_loc, format!("lua script does not compile: {}", first_line(&e)))
+            .with_hint("fix the Lua syntax at the file:line shown")
+    })?;
+    limits.arm(lua);
+    let ran = chunk.call::<()>(());
+    limits.disarm(lua);
+    if let Err(e) = ran {
+        limits.recover(lua);
+        return Err(ConfigError::at(&s.source_loc, format!("lua script failed while loading: {}", first_line(&e)))
+            .with_hint("the script's top level must run without error (Fluent Bit 2.x refuses it too)"));
+    }
+    match lua.globals().raw_get::<mlua::Value>(s.call.as_str()) {
+        Ok(mlua::Value::Function(f)) => Ok(f),
+        _ => {
+            let mut defined: Vec<String> = global_functions(lua).into_iter().filter(|n| !before.contains(n)).collect();
+            defined.sort();
+            let hint = if defined.is_empty() {
+                "the script defines no global function; declare 'function name(tag, timestamp, record)'".to_owned()
+            } else {
+                format!("functions the script defines: {}", defined.join(", "))
+            };
+            Err(ConfigError::at(&s.call_loc, format!("function '{}' is not found in the lua script", s.call))
+                .with_hint(hint))
+        }
+    }
+}
+
+fn global_names(lua: &Lua) -> HashSet<String> {
+    lua.globals()
+        .pairs::<mlua::Value, mlua::Value>()
+        .filter_map(|kv| kv.ok())
+        .filter_map(|(k, _)| match k {
+            mlua::Value::String(s) => Some(s.to_string_lossy()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn global_functions(lua: &Lua) -> Vec<String> {
+    lua.globals()
+        .pairs::<mlua::Value, mlua::Value>()
+        .filter_map(|kv| kv.ok())
+        .filter_map(|(k, v)| match (k, v) {
+            (mlua::Value::String(s), mlua::Value::Function(_)) => Some(s.to_string_lossy()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first line of a Lua error (`file.lua:3: message`), without mlua's
+/// traceback.
+pub(crate) fn first_line(e: &mlua::Error) -> String {
+    let inner = match e {
+        mlua::Error::CallbackError { cause, .. } => cause.as_ref(),
+        other => other,
+    };
+    let text = match inner {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) | mlua::Error::MemoryError(m) => m.clone(),
+        other => other.to_string(),
+    };
+    text.lines().next().unwrap_or("").trim_end().to_owned()
+}
