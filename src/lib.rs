@@ -15,6 +15,7 @@
 //! - [`filter`]: `parser`, `lua`, `rewrite_tag`, applied in config order to
 //!   the records whose tag they match.
 //! - [`output`]: `file` (formats, open-file cache), `stdout`, `null`.
+//! - [`http`]: health and metrics endpoints (`HTTP_Server On`).
 //! - [`engine`]: the pipeline thread (parse → filters → route → outputs),
 //!   flush ticks, and shutdown that follows the data.
 //! - [`record`], [`stats`], [`ratelimit`], [`zone`]: the shared vocabulary.
@@ -22,6 +23,7 @@
 pub mod config;
 pub mod engine;
 pub mod filter;
+pub mod http;
 pub mod input;
 pub mod output;
 pub mod parser;

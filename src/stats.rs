@@ -103,6 +103,8 @@ pub struct OutputCounters {
     pub retries: Counter,
     pub retries_failed: Counter,
     pub retried_records: Counter,
+    /// Files currently open in the output's cache.
+    pub open_files: Gauge,
 }
 
 /// Counters of the pipeline as a whole.
@@ -112,4 +114,85 @@ pub struct PipelineCounters {
     pub unrouted: Counter,
     /// Records dropped because rewrite_tag kept re-tagging them.
     pub rewrite_loops: Counter,
+}
+
+/// A value that goes up and down (files open, bytes in flight).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One plugin instance's counters under its metrics name (`syslog.0`).
+#[derive(Debug)]
+pub struct Named<C> {
+    pub name: String,
+    /// Plugin name (`syslog`, `lua`, `file`).
+    pub plugin: &'static str,
+    pub counters: std::sync::Arc<C>,
+}
+
+/// Where the process is in its life, for probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Starting = 0,
+    Running = 1,
+    Draining = 2,
+}
+
+/// Everything the HTTP endpoints and the shutdown summary read; built once
+/// by the engine when the plan starts.
+#[derive(Debug)]
+pub struct Telemetry {
+    pub started: std::time::SystemTime,
+    pub inputs: Vec<Named<InputCounters>>,
+    pub filters: Vec<Named<FilterCounters>>,
+    pub outputs: Vec<Named<OutputCounters>>,
+    pub pipeline: std::sync::Arc<PipelineCounters>,
+    /// Bytes of received messages waiting for the pipeline, and the budget.
+    pub buffer_bytes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub buffer_limit: usize,
+    phase: std::sync::atomic::AtomicU8,
+}
+
+impl Telemetry {
+    pub fn new(
+        inputs: Vec<Named<InputCounters>>,
+        filters: Vec<Named<FilterCounters>>,
+        outputs: Vec<Named<OutputCounters>>,
+        pipeline: std::sync::Arc<PipelineCounters>,
+        buffer_bytes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        buffer_limit: usize,
+    ) -> Self {
+        Telemetry {
+            started: std::time::SystemTime::now(),
+            inputs,
+            filters,
+            outputs,
+            pipeline,
+            buffer_bytes,
+            buffer_limit,
+            phase: std::sync::atomic::AtomicU8::new(Phase::Starting as u8),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Starting,
+            1 => Phase::Running,
+            _ => Phase::Draining,
+        }
+    }
+
+    pub fn set_phase(&self, p: Phase) {
+        self.phase.store(p as u8, Ordering::Relaxed);
+    }
 }

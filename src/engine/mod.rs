@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 
 use crate::input::handoff::{self, Intake};
+use crate::stats::{Named, Phase, Telemetry};
 use pipeline::Pipeline;
 use plan::Plan;
 
@@ -54,6 +55,23 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>) -> Result<Outcome, RunErro
         tracing::warn!("{w}");
     }
     let (tx, intake) = handoff::channel(MAX_BATCHES, service.buffer_limit);
+    let telemetry = Arc::new(Telemetry::new(
+        inputs.iter().map(|i| Named { name: i.settings.name.clone(), plugin: "syslog", counters: i.counters.clone() }).collect(),
+        filters.iter().map(|f| Named { name: f.name.clone(), plugin: f.filter.plugin(), counters: f.counters.clone() }).collect(),
+        outputs.iter().map(|o| Named { name: o.name.clone(), plugin: o.output.plugin(), counters: o.counters.clone() }).collect(),
+        Arc::default(),
+        intake.in_flight_handle(),
+        service.buffer_limit,
+    ));
+    let http = if service.http_server {
+        Some(crate::http::start(&service, telemetry.clone()).map_err(|source| RunError::Bind {
+            input: "http_server".into(),
+            endpoint: format!("{}:{}", service.http_listen, service.http_port),
+            source,
+        })?)
+    } else {
+        None
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let reopen = Arc::new(AtomicBool::new(false));
 
@@ -83,15 +101,8 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>) -> Result<Outcome, RunErro
     for f in &filters {
         tracing::info!(filter = %f.name, r#match = %f.matcher.describe(), "filter");
     }
-    if service.http_server {
-        tracing::warn!(
-            listen = %service.http_listen,
-            port = service.http_port,
-            "HTTP_Server is not served by this build yet; metrics are in the shutdown summary"
-        );
-    }
-
-    let mut pipeline = Pipeline::new(inputs, filters, outputs, service.zone);
+    let mut pipeline = Pipeline::new(inputs, filters, outputs, service.zone, telemetry.pipeline.clone());
+    let summary_of = telemetry.clone();
     let flush_every = service.flush;
     let (done_tx, done_rx) = mpsc::channel();
     let pipe_reopen = reopen.clone();
@@ -100,10 +111,11 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>) -> Result<Outcome, RunErro
         .spawn(move || {
             drive(&mut pipeline, &intake, flush_every, &pipe_reopen);
             pipeline.close();
-            summary(&pipeline);
+            summary(&summary_of);
             let _ = done_tx.send(());
         })
         .map_err(RunError::Thread)?;
+    telemetry.set_phase(Phase::Running);
 
     loop {
         match events.recv() {
@@ -112,22 +124,30 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>) -> Result<Outcome, RunErro
         }
     }
     tracing::info!(grace_secs = service.grace.as_secs_f64(), "stopping: draining what was accepted");
+    telemetry.set_phase(Phase::Draining);
     stop.store(true, Ordering::Relaxed);
     // The pipeline finishes only after every receiver has drained and hung
     // up, so waiting for it covers the whole chain.
-    match done_rx.recv_timeout(service.grace) {
+    let outcome = match done_rx.recv_timeout(service.grace) {
         Ok(()) => {
             for h in receivers {
                 let _ = h.join();
             }
             let _ = worker.join();
-            Ok(Outcome::Drained)
+            Outcome::Drained
         }
         Err(_) => {
-            tracing::error!("Grace expired before the pipeline drained; exiting with records still in flight");
-            Ok(Outcome::GraceExpired)
+            tracing::error!(
+                pending_bytes = telemetry.buffer_bytes.load(Ordering::Relaxed),
+                "Grace expired before the pipeline drained; exiting with records still in flight"
+            );
+            Outcome::GraceExpired
         }
+    };
+    if let Some(h) = http {
+        h.stop();
     }
+    Ok(outcome)
 }
 
 /// The pipeline thread: process batches as they come, flush every
@@ -158,12 +178,13 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
     p.flush();
 }
 
-/// The one-line account at shutdown: received = written + dropped by reason.
-fn summary(p: &Pipeline) {
-    for i in &p.inputs {
+/// The account at shutdown: for each input, received = records + dropped
+/// by reason; for each output, written and lost.
+fn summary(t: &Telemetry) {
+    for i in &t.inputs {
         let c = &i.counters;
         tracing::info!(
-            input = %i.settings.name,
+            input = %i.name,
             received = c.received.get(),
             records = c.records.get(),
             dropped_buffer_full = c.dropped_buffer_full.get(),
@@ -173,18 +194,19 @@ fn summary(p: &Pipeline) {
             "input summary"
         );
     }
-    for f in &p.filters {
+    for f in &t.filters {
         let c = &f.counters;
         tracing::info!(
             filter = %f.name,
             drop_records = c.drop_records.get(),
             add_records = c.add_records.get(),
+            emit_records = c.emit_records.get(),
             errors = c.errors.get(),
             parse_failures = c.parse_failures.get(),
             "filter summary"
         );
     }
-    for o in &p.outputs {
+    for o in &t.outputs {
         let c = &o.counters;
         tracing::info!(
             output = %o.name,
@@ -196,5 +218,5 @@ fn summary(p: &Pipeline) {
             "output summary"
         );
     }
-    tracing::info!(unrouted = p.counters.unrouted.get(), "stopped");
+    tracing::info!(unrouted = t.pipeline.unrouted.get(), rewrite_loops = t.pipeline.rewrite_loops.get(), "stopped");
 }

@@ -39,12 +39,18 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(inputs: Vec<InputPlan>, filters: Vec<FilterInstance>, outputs: Vec<OutputInstance>, zone: Zone) -> Self {
+    pub fn new(
+        inputs: Vec<InputPlan>,
+        filters: Vec<FilterInstance>,
+        outputs: Vec<OutputInstance>,
+        zone: Zone,
+        counters: Arc<PipelineCounters>,
+    ) -> Self {
         Pipeline {
             inputs,
             filters,
             outputs,
-            counters: Arc::default(),
+            counters,
             zone,
             routes: HashMap::new(),
             cur: Vec::new(),

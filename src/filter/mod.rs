@@ -46,6 +46,14 @@ impl Filter {
         }
     }
 
+    pub fn plugin(&self) -> &'static str {
+        match self {
+            Filter::Parser(_) => "parser",
+            Filter::Lua(_) => "lua",
+            Filter::RewriteTag(_) => "rewrite_tag",
+        }
+    }
+
     /// Apply to one record: results that keep going to `out`, re-tagged
     /// copies that re-enter the chain to `emitted`.
     pub fn apply(&mut self, rec: Record, out: &mut Vec<Record>, emitted: &mut Vec<Record>, counters: &FilterCounters, ctx: &ParseContext) {

@@ -142,6 +142,11 @@ impl Intake {
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    /// The in-flight byte count, for the buffer occupancy gauge.
+    pub fn in_flight_handle(&self) -> Arc<AtomicUsize> {
+        self.in_flight.clone()
+    }
 }
 
 #[cfg(test)]
