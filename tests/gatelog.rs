@@ -2,6 +2,12 @@
 
 mod support;
 
+// Groups of tests owned by one area each; they share `support`.
+mod faults;
+mod nginx;
+mod ops;
+mod replay;
+
 use support::*;
 
 fn default_args() -> Vec<&'static str> {
