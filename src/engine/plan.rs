@@ -48,7 +48,8 @@ pub struct Plan {
 }
 
 /// Parsers every gatelog has, unless the user's files define the same name:
-/// the native RFC3164 decoder and a plain JSON parser.
+/// the native RFC3164 decoder, a plain JSON parser and `raw` (the line as
+/// `message`).
 fn builtin_parsers() -> Vec<Section> {
     let loc = Location { file: Arc::new(PathBuf::from("<built-in>")), line: 1 };
     let prop = |k: &str, v: &str| Property { key: k.into(), value: v.into(), loc: loc.clone() };
@@ -56,6 +57,7 @@ fn builtin_parsers() -> Vec<Section> {
     vec![
         section(vec![prop("Name", "rfc3164"), prop("Format", "rfc3164")]),
         section(vec![prop("Name", "json"), prop("Format", "json")]),
+        section(vec![prop("Name", "raw"), prop("Format", "raw")]),
     ]
 }
 

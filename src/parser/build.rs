@@ -44,7 +44,7 @@ pub const PARSER_OPTIONS: &[OptionSpec] = &[
     opt("logfmt_no_bare_keys", Some("off"), "logfmt: a key without '=value' fails the line"),
 ];
 
-const FORMATS: &str = "regex, json, ltsv, logfmt, rfc3164";
+const FORMATS: &str = "regex, json, ltsv, logfmt, rfc3164, raw";
 
 fn bool_or(section: &Section, key: &str, default: bool, errors: &mut Vec<ConfigError>) -> bool {
     match section.get(key) {
@@ -123,6 +123,7 @@ pub(crate) fn from_section(section: &Section) -> Result<Parser, Vec<ConfigError>
             no_bare_keys: bool_or(section, "logfmt_no_bare_keys", false, &mut errors),
         }),
         (Some(_), Some("rfc3164")) => Some(Format::Rfc3164),
+        (Some(_), Some("raw")) => Some(Format::Raw),
         (Some(p), _) => {
             errors.push(
                 ConfigError::at(

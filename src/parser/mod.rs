@@ -88,6 +88,8 @@ enum Format {
     Ltsv,
     Logfmt { no_bare_keys: bool },
     Rfc3164,
+    /// gatelog: the whole line as `message`, no parsing (raw lines to a file).
+    Raw,
 }
 
 /// One configured parser.
@@ -114,6 +116,7 @@ impl Parser {
             Format::Ltsv => "ltsv",
             Format::Logfmt { .. } => "logfmt",
             Format::Rfc3164 => "rfc3164",
+            Format::Raw => "raw",
         }
     }
 
@@ -156,6 +159,10 @@ impl Parser {
                     Format::Json => json::parse_object(input)?,
                     Format::Ltsv => kv::ltsv(input)?,
                     Format::Logfmt { no_bare_keys } => kv::logfmt(input, *no_bare_keys)?,
+                    Format::Raw => {
+                        let line = input.strip_suffix(b"\n").unwrap_or(input);
+                        vec![("message".to_owned(), Value::Str(crate::record::lossy_string(line)))]
+                    }
                     Format::Rfc3164 => Vec::new(),
                 };
                 let t = self.apply_time(&mut fields, ctx);

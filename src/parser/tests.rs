@@ -635,3 +635,12 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn raw_format_keeps_the_whole_line_as_message() {
+    let p = Parser::from_section(&section(&[("Name", "r"), ("Format", "raw")])).unwrap();
+    let ctx = ParseContext { now: Timestamp::new(0, 0), zone: Zone::Utc };
+    let got = p.parse(b"<13>any \xff line\n", &ctx).unwrap();
+    assert_eq!(got.fields.get_first("message"), Some(&Value::from("<13>any \u{fffd} line")));
+    assert_eq!(got.time, None);
+}
