@@ -20,6 +20,10 @@
 //! deterministic. Nested maps are ordered the same way against the original
 //! nested map.
 //!
+//! The common case of one returned record goes through [`super::reuse`],
+//! which applies these rules while moving unchanged strings out of the
+//! original record; this module handles split records and nested values.
+//!
 //! Speed: tables are created with their final size, frequently used key
 //! strings are interned once per VM (a bounded cache), and no intermediate
 //! format (JSON, msgpack) is involved.
@@ -233,8 +237,9 @@ pub(crate) fn shape(t: &Table) -> mlua::Result<Shape> {
     let mut pairs = Vec::new();
     let mut max = 0usize;
     let mut all_indices = true;
-    for kv in t.clone().pairs::<mlua::Value, mlua::Value>() {
-        let (k, v) = kv?;
+    // `for_each` walks with one `lua_next` per pair; `pairs()` would re-push
+    // the table and the previous key for every step.
+    t.for_each(|k: mlua::Value, v: mlua::Value| {
         if all_indices {
             match positive_index(&k) {
                 Some(i) => max = max.max(i),
@@ -242,7 +247,8 @@ pub(crate) fn shape(t: &Table) -> mlua::Result<Shape> {
             }
         }
         pairs.push((k, v));
-    }
+        Ok(())
+    })?;
     if !all_indices || pairs.is_empty() || max > 2 * pairs.len() {
         return Ok(Shape::Map(pairs));
     }
@@ -276,7 +282,7 @@ fn indexed(items: Vec<mlua::Value>) -> Vec<(mlua::Value, mlua::Value)> {
 /// mlua reports any number within `f64::EPSILON` of an integer as that
 /// integer, so a tiny float like `1e-20` arrives as `Integer(0)`; re-read
 /// those as doubles to keep Fluent Bit's exact "integral value" rule.
-fn exact_number(t: &Table, k: &mlua::Value, v: mlua::Value) -> mlua::Result<mlua::Value> {
+pub(crate) fn exact_number(t: &Table, k: &mlua::Value, v: mlua::Value) -> mlua::Result<mlua::Value> {
     if !matches!(v, mlua::Value::Integer(0)) {
         return Ok(v);
     }
@@ -296,7 +302,7 @@ pub(crate) fn number(f: f64) -> Value {
 
 /// Map keys are strings; numeric and boolean keys are spelled out, other
 /// key types are dropped.
-fn key_string(k: &mlua::Value) -> Option<String> {
+pub(crate) fn key_string(k: &mlua::Value) -> Option<String> {
     match k {
         mlua::Value::String(s) => Some(lossy_string(&s.as_bytes())),
         mlua::Value::Integer(i) => Some(i.to_string()),

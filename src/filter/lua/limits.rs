@@ -209,10 +209,7 @@ mod tests {
         let lua = vm();
         let limits = Limits::install(&lua, 50_000, 0).unwrap();
         limits.arm(&lua);
-        let err = lua
-            .load("while true do pcall(function() while true do end end) end")
-            .exec()
-            .unwrap_err();
+        let err = lua.load("while true do pcall(function() while true do end end) end").exec().unwrap_err();
         assert_eq!(limits.tripped(&err), Some(Tripped::Instructions));
     }
 
@@ -221,10 +218,8 @@ mod tests {
         let lua = vm();
         let limits = Limits::install(&lua, 1_000_000, 0).unwrap();
         limits.arm(&lua);
-        let err = lua
-            .load("coroutine.wrap(function() for i = 1, 1e5 do end end)() while true do end")
-            .exec()
-            .unwrap_err();
+        let err =
+            lua.load("coroutine.wrap(function() for i = 1, 1e5 do end end)() while true do end").exec().unwrap_err();
         assert_eq!(limits.tripped(&err), Some(Tripped::Instructions));
         limits.arm(&lua);
         let err = lua.load("coroutine.wrap(function() while true do end end)()").exec().unwrap_err();
@@ -236,10 +231,7 @@ mod tests {
         let lua = vm();
         let limits = Limits::install(&lua, 0, 16_000_000).unwrap();
         limits.arm(&lua);
-        let err = lua
-            .load("local t = {} while true do t[#t + 1] = string.rep('x', 1e6) .. #t end")
-            .exec()
-            .unwrap_err();
+        let err = lua.load("local t = {} while true do t[#t + 1] = string.rep('x', 1e6) .. #t end").exec().unwrap_err();
         assert_eq!(limits.tripped(&err), Some(Tripped::Memory));
         limits.disarm(&lua);
         limits.recover(&lua);

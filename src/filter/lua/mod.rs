@@ -22,11 +22,17 @@
 //! number nor a table keeps the record's time (Fluent Bit sets 0);
 //! `type_int_key` matches whole key names (1.8 compared prefixes) and
 //! truncates to 64 bits (1.8 to 32); record key order is kept (see
-//! [`convert`]).
+//! [`convert`]); a script error affects only its own record (Fluent Bit
+//! passes the whole chunk, which in 1.8 is one datagram anyway).
+//!
+//! `LuaFilter` is `Send` by an `unsafe impl` (see the SAFETY note below)
+//! because mlua is built without its `send` feature; enabling that feature
+//! would make the impl unnecessary.
 
 mod convert;
 mod limits;
 mod options;
+mod reuse;
 mod vm;
 
 use std::path::Path;
@@ -73,7 +79,16 @@ unsafe impl Send for LuaFilter {}
 enum Outcome {
     Drop,
     Keep,
-    Replace { time: Timestamp, records: Vec<Map> },
+    /// One record, built by moving the original's unchanged strings.
+    ReplaceOne {
+        time: Timestamp,
+        plan: reuse::Plan,
+    },
+    /// A split: one record per element.
+    Replace {
+        time: Timestamp,
+        records: Vec<Map>,
+    },
 }
 
 impl LuaFilter {
@@ -83,9 +98,8 @@ impl LuaFilter {
     /// location), runs its top level once, and checks that `call` exists.
     pub fn from_section(section: &Section, base_dir: &Path, instance: &str) -> Result<LuaFilter, Vec<ConfigError>> {
         let settings = Settings::from_section(section, base_dir)?;
-        let vm_error = |e: mlua::Error| {
-            vec![ConfigError::at(&settings.source_loc, format!("cannot create the Lua VM: {e}"))]
-        };
+        let vm_error =
+            |e: mlua::Error| vec![ConfigError::at(&settings.source_loc, format!("cannot create the Lua VM: {e}"))];
         let lua = vm::new_vm().map_err(vm_error)?;
         let limits = Limits::install(&lua, settings.instruction_limit, settings.memory_limit).map_err(vm_error)?;
         let func = vm::load(&lua, &settings, instance, &limits).map_err(|e| vec![e])?;
@@ -114,6 +128,10 @@ impl LuaFilter {
         match self.run(&rec) {
             Ok(Outcome::Keep) => out.push(rec),
             Ok(Outcome::Drop) => counters.drop_records.inc(),
+            Ok(Outcome::ReplaceOne { time, plan }) => {
+                let fields = reuse::materialize(plan, rec.fields);
+                out.push(Record::new(rec.tag, time, fields));
+            }
             Ok(Outcome::Replace { time, records }) => {
                 counters.add_records.add(records.len().saturating_sub(1) as u64);
                 out.extend(records.into_iter().map(|fields| Record::new(rec.tag.clone(), time, fields)));
@@ -175,8 +193,7 @@ impl LuaFilter {
                 let mlua::Value::Table(table) = table else {
                     return Err(format!("code {c} returned with a {} instead of a table", table.type_name()));
                 };
-                let records = self.records(&table, &rec.fields).map_err(conversion)??;
-                Ok(Outcome::Replace { time, records })
+                self.records(&table, &rec.fields, time).map_err(conversion)?
             }
             c => Err(format!("unexpected return code {c}, original record kept")),
         }
@@ -185,12 +202,17 @@ impl LuaFilter {
     /// The returned table as one record, or one per element of an array of
     /// tables. Inner `Err`: the table is not a valid record (Fluent Bit 1.8:
     /// "invalid table returned"), e.g. empty or an array holding a non-table.
-    fn records(&self, table: &Table, original: &Map) -> mlua::Result<Result<Vec<Map>, String>> {
+    fn records(&self, table: &Table, original: &Map, time: Timestamp) -> mlua::Result<Result<Outcome, String>> {
         let elements = match convert::shape(table)? {
             Shape::Array(items) if items.iter().all(|v| matches!(v, mlua::Value::Table(_))) => items,
             Shape::Array(_) => return Ok(Err("returned array holds something other than record tables".into())),
-            Shape::Map(pairs) if pairs.is_empty() => return Ok(Err("returned record is empty".into())),
-            Shape::Map(_) => return Ok(Ok(vec![self.conv.to_map(table, Some(original))?])),
+            Shape::Map(pairs) => {
+                let plan = reuse::plan(&self.conv, table, pairs, original)?;
+                if plan.is_empty() {
+                    return Ok(Err("returned record is empty".into()));
+                }
+                return Ok(Ok(Outcome::ReplaceOne { time, plan }));
+            }
         };
         let mut records = Vec::with_capacity(elements.len());
         for v in elements {
@@ -202,7 +224,7 @@ impl LuaFilter {
                 records.push(map);
             }
         }
-        Ok(Ok(records))
+        Ok(Ok(Outcome::Replace { time, records }))
     }
 }
 

@@ -17,16 +17,44 @@ pub const DEFAULT_INSTRUCTION_LIMIT: u64 = 10_000_000;
 pub const DEFAULT_MEMORY_LIMIT: u64 = 64_000_000;
 
 pub(crate) const OPTIONS: &[OptionSpec] = &[
-    OptionSpec { name: "script", default: None, desc: "Lua file to load (relative: as given, then next to the main config)" },
+    OptionSpec {
+        name: "script",
+        default: None,
+        desc: "Lua file to load (relative: as given, then next to the main config)",
+    },
     OptionSpec { name: "call", default: None, desc: "global function called for each record" },
     OptionSpec { name: "code", default: None, desc: "inline Lua source instead of 'script'" },
-    OptionSpec { name: "protected_mode", default: Some("on"), desc: "log script errors as warnings (off: as errors; the record passes either way)" },
+    OptionSpec {
+        name: "protected_mode",
+        default: Some("on"),
+        desc: "log script errors as warnings (off: as errors; the record passes either way)",
+    },
     OptionSpec { name: "time_as_table", default: Some("off"), desc: "pass and accept the timestamp as {sec=, nsec=}" },
-    OptionSpec { name: "type_int_key", default: None, desc: "space-separated keys whose numbers are written back as integers" },
-    OptionSpec { name: "type_array_key", default: None, desc: "space-separated keys whose tables are written back as arrays" },
-    OptionSpec { name: "enable_flb_null", default: Some("off"), desc: "pass JSON null as the flb_null sentinel instead of nil" },
-    OptionSpec { name: "instruction_limit", default: Some("10000000"), desc: "gatelog: VM instructions allowed per call (0: unlimited)" },
-    OptionSpec { name: "memory_limit", default: Some("64M"), desc: "gatelog: memory allowed to the filter's VM (0: unlimited)" },
+    OptionSpec {
+        name: "type_int_key",
+        default: None,
+        desc: "space-separated keys whose numbers are written back as integers",
+    },
+    OptionSpec {
+        name: "type_array_key",
+        default: None,
+        desc: "space-separated keys whose tables are written back as arrays",
+    },
+    OptionSpec {
+        name: "enable_flb_null",
+        default: Some("off"),
+        desc: "pass JSON null as the flb_null sentinel instead of nil",
+    },
+    OptionSpec {
+        name: "instruction_limit",
+        default: Some("10000000"),
+        desc: "gatelog: VM instructions allowed per call (0: unlimited)",
+    },
+    OptionSpec {
+        name: "memory_limit",
+        default: Some("64M"),
+        desc: "gatelog: memory allowed to the filter's VM (0: unlimited)",
+    },
 ];
 
 /// Where the Lua source comes from.
@@ -61,10 +89,9 @@ impl Settings {
                 let path = resolve_path(p.value.trim(), base_dir);
                 if !path.is_file() {
                     errors.push(
-                        ConfigError::at(&p.loc, format!("lua script '{}' not found", p.value.trim())).with_hint(format!(
-                            "give a path that exists as written or relative to {}",
-                            base_dir.display()
-                        )),
+                        ConfigError::at(&p.loc, format!("lua script '{}' not found", p.value.trim())).with_hint(
+                            format!("give a path that exists as written or relative to {}", base_dir.display()),
+                        ),
                     );
                 }
                 Some((Source::File(path), p.loc.clone()))

@@ -172,7 +172,12 @@ fn numbers_integral_become_int_like_fluent_bit() {
     let mut f = inline("function f(tag, ts, r) r.tiny = 1e-20 r.big = 2^63 return 1, ts, r end", &[]);
     let (out, _) = apply(
         &mut f,
-        rec(&[("one", Value::Float(1.0)), ("half", Value::Float(1.5)), ("n", Value::Int(-42)), ("b", Value::Bool(true))]),
+        rec(&[
+            ("one", Value::Float(1.0)),
+            ("half", Value::Float(1.5)),
+            ("n", Value::Int(-42)),
+            ("b", Value::Bool(true)),
+        ]),
     );
     assert_eq!(
         out[0].fields,
@@ -355,6 +360,14 @@ fn runaway_loop_and_memory_bomb_recover() {
     assert!(msg.contains("instruction limit of 2000000 exceeded"), "{msg}");
     let msg = f.run(&rec(&[("mode", s("bomb"))])).err().unwrap();
     assert!(msg.contains("memory_limit reached"), "{msg}");
+}
+
+#[test]
+fn xpcall_with_debug_traceback_works_and_jit_stays_off() {
+    let code = "function f(tag, ts, r) jit.on() local ok, err = xpcall(function() error('x', 0) end, debug.traceback) r.err = err r.jit = jit.status() return 1, ts, r end";
+    let mut f = inline(code, &[]);
+    let (out, _) = apply(&mut f, rec(&[]));
+    assert_eq!(out[0].fields, map(&[("err", s("x")), ("jit", Value::Bool(false))]));
 }
 
 #[test]

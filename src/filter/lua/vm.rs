@@ -4,7 +4,8 @@
 //!
 //! The VM is LuaJIT (Lua 5.1 dialect, like Fluent Bit) with the safe
 //! standard libraries: `debug` (which could remove the instruction hook) and
-//! `ffi` (which can corrupt memory) are not loaded. The JIT compiler is
+//! `ffi` (which can corrupt memory) are not loaded; `debug.traceback` alone
+//! exists (returning the message) so `xpcall(f, debug.traceback)` works. The JIT compiler is
 //! switched off and `jit.on` made a no-op, because LuaJIT does not run hooks
 //! inside compiled traces and the instruction limit could not stop a
 //! compiled endless loop; per-record filter functions are short, so the
@@ -36,6 +37,14 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
         })?,
     )?;
     globals.set("flb_null", LightUserData(std::ptr::null_mut()))?;
+    // `xpcall(f, debug.traceback)` is a common idiom: keep it working
+    // without the unsafe library.
+    lua.load(
+        r#"debug = { traceback = function(msg) if msg == nil then return "stack traceback unavailable in gatelog" end return tostring(msg) end }
+        package.loaded.debug = debug"#,
+    )
+    .set_name("=gatelog")
+    .exec()?;
     Ok(lua)
 }
 
