@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::schema::{check_keys, SERVICE};
-use crate::config::units::{prop_bool, prop_seconds, prop_size};
+use crate::config::units::{prop_bool, prop_seconds, prop_size, prop_u64};
 use crate::config::{ConfigError, Document};
 use crate::zone::Zone;
 
@@ -22,6 +22,13 @@ pub struct Service {
     pub http_server: bool,
     pub http_listen: String,
     pub http_port: u16,
+    /// `Health_Check`: serve `/api/v1/health`, failing when more than
+    /// `HC_Errors_Count` output errors or `HC_Retry_Failure_Count` retry
+    /// failures happened within the last `HC_Period` seconds.
+    pub health_check: bool,
+    pub hc_errors_count: u64,
+    pub hc_retry_failure_count: u64,
+    pub hc_period: u64,
 }
 
 pub const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
@@ -39,6 +46,10 @@ impl Service {
             http_server: false,
             http_listen: "0.0.0.0".into(),
             http_port: 2020,
+            health_check: false,
+            hc_errors_count: 5,
+            hc_retry_failure_count: 5,
+            hc_period: 60,
         };
         for s in doc.sections_named("SERVICE") {
             errors.extend(check_keys(s, "service", &[SERVICE]));
@@ -77,6 +88,10 @@ impl Service {
                     "http_port" => p.value.trim().parse().map(|v| svc.http_port = v).map_err(|_| {
                         ConfigError::at(&p.loc, format!("HTTP_Port '{}' is not a port number", p.value))
                     }),
+                    "health_check" => prop_bool(p).map(|v| svc.health_check = v),
+                    "hc_errors_count" => prop_u64(p).map(|v| svc.hc_errors_count = v),
+                    "hc_retry_failure_count" => prop_u64(p).map(|v| svc.hc_retry_failure_count = v),
+                    "hc_period" => prop_u64(p).map(|v| svc.hc_period = v.max(1)),
                     _ => Ok(()),
                 };
                 if let Err(e) = r {

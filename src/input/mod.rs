@@ -8,6 +8,7 @@ pub mod handoff;
 pub mod receiver;
 pub mod socket;
 pub mod stream;
+pub mod watchdog;
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::handoff::{Batch, Handoff};
+use super::watchdog::Watchdog;
 use crate::ratelimit::RateLimiter;
 use crate::record::Timestamp;
 use crate::stats::{InputCounters, InputDrop};
@@ -42,7 +43,14 @@ struct Slots {
     iovs: Vec<libc::iovec>,
     names: Vec<libc::sockaddr_storage>,
     hdrs: Vec<libc::mmsghdr>,
+    /// Control buffers (UDP `SO_RXQ_OVFL`), u64 words for cmsghdr alignment.
+    ctrl: Vec<[u64; CTRL_WORDS]>,
+    /// The socket's cumulative kernel drop count last reported.
+    kernel_drops_seen: u32,
 }
+
+/// Room for one `SO_RXQ_OVFL` control message (24 bytes on 64-bit) and spare.
+const CTRL_WORDS: usize = 8;
 
 impl Slots {
     fn new() -> Box<Slots> {
@@ -52,6 +60,8 @@ impl Slots {
             iovs: Vec::with_capacity(SLOTS),
             names: vec![unsafe { std::mem::zeroed() }; SLOTS],
             hdrs: vec![unsafe { std::mem::zeroed() }; SLOTS],
+            ctrl: vec![[0u64; CTRL_WORDS]; SLOTS],
+            kernel_drops_seen: 0,
         });
         let base = s.bufs.as_mut_ptr();
         for i in 0..SLOTS {
@@ -71,8 +81,9 @@ impl Slots {
             let h = &mut self.hdrs[i].msg_hdr;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            // Unix sockets never fill it; UDP does when SO_RXQ_OVFL is on.
+            h.msg_control = self.ctrl[i].as_mut_ptr() as *mut libc::c_void;
+            h.msg_controllen = std::mem::size_of::<[u64; CTRL_WORDS]>() as _;
             h.msg_flags = 0;
             if want_peer {
                 h.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
@@ -83,6 +94,40 @@ impl Slots {
             }
             self.hdrs[i].msg_len = 0;
         }
+    }
+
+    /// Kernel drops newly reported with datagram `i`: its `SO_RXQ_OVFL`
+    /// message carries the socket's cumulative drop count when it was
+    /// queued (sent only once that count is non-zero). Drops after the last
+    /// queued datagram show up with the next one.
+    fn kernel_drops(&mut self, i: usize) -> u64 {
+        let h = &self.hdrs[i].msg_hdr;
+        if h.msg_controllen == 0 {
+            return 0;
+        }
+        let mut newly = 0;
+        // SAFETY: msg_control/msg_controllen describe ctrl[i], which the
+        // kernel filled with well-formed control messages; CMSG_* stay
+        // inside that length and the data is read unaligned.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET
+                    && (*c).cmsg_type == libc::SO_RXQ_OVFL
+                    && (*c).cmsg_len as usize >= libc::CMSG_LEN(4) as usize
+                {
+                    let total = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const u32);
+                    let delta = total.wrapping_sub(self.kernel_drops_seen);
+                    // A u32 that wraps; an older value (never expected) is ignored.
+                    if delta < u32::MAX / 2 {
+                        newly += delta as u64;
+                        self.kernel_drops_seen = total;
+                    }
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        newly
     }
 
     fn datagram(&self, i: usize) -> &[u8] {
@@ -98,7 +143,11 @@ impl DgramReceiver {
         let mut slots = Slots::new();
         let errors = RateLimiter::default();
         let drops = RateLimiter::default();
+        let mut watchdog = self.unlink.as_deref().and_then(Watchdog::new);
         while !self.stop.load(Ordering::Relaxed) {
+            if let Some(w) = watchdog.as_mut() {
+                self.rebind_if_deleted(w, &mut slots, &drops);
+            }
             match self.receive(&mut slots, libc::MSG_WAITFORONE) {
                 Ok(Some(batch)) => {
                     if let Err(refused) = self.handoff.offer(batch) {
@@ -115,6 +164,22 @@ impl DgramReceiver {
             }
         }
         self.drain(&mut slots);
+    }
+
+    /// The socket file was deleted: bind a new socket at the path, forward
+    /// what the old one still holds, then move the new one onto `self.fd`.
+    fn rebind_if_deleted(&self, w: &mut Watchdog, slots: &mut Slots, drops: &RateLimiter) {
+        let Some(new) = w.check() else { return };
+        while let Ok(Some(batch)) = self.receive(slots, libc::MSG_DONTWAIT) {
+            if let Err(refused) = self.handoff.offer(batch) {
+                let n = refused.msgs.len() as u64;
+                self.counters.dropped(InputDrop::BufferFull, n);
+                warn_limited!(drops, dropped = n, "pipeline buffer full: dropping received messages (counted as buffer_full)");
+            }
+        }
+        if let Err(e) = w.replace(self.fd, new) {
+            tracing::error!(error = %e, "cannot switch to the re-created socket");
+        }
     }
 
     /// Shutdown: stop new senders, then take everything already queued.
@@ -154,6 +219,10 @@ impl DgramReceiver {
             };
         }
         let n = n as usize;
+        let kernel_drops: u64 = (0..n).map(|i| slots.kernel_drops(i)).sum();
+        if kernel_drops > 0 {
+            self.counters.kernel_drops.add(kernel_drops);
+        }
         let mut batch = Batch::new(self.input);
         batch.received_at = Timestamp::now();
         let mut bytes = 0u64;
@@ -316,5 +385,57 @@ mod tests {
         assert_eq!(counters.received.get(), 50);
         assert!(counters.dropped_buffer_full.get() > 0);
         assert_eq!(got + counters.dropped_buffer_full.get(), 50);
+    }
+
+    #[test]
+    fn udp_kernel_drops_are_counted_from_so_rxq_ovfl() {
+        // The smallest receive buffer and nobody reading: the kernel drops
+        // most of a burst and reports its running drop count with the next
+        // datagram it queues.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = sock.as_raw_fd();
+        let tiny: libc::c_int = 1; // raised to the kernel's minimum
+        // SAFETY: fd is an open socket; the value is a c_int.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &tiny as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        crate::input::socket::enable_drop_reports(fd);
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(sock.local_addr().unwrap()).unwrap();
+        const BURST: u64 = 200;
+        for _ in 0..BURST {
+            client.send(&[b'x'; 1000]).unwrap();
+        }
+        let (tx, _rx) = handoff::channel(16, 1 << 20);
+        let counters = Arc::new(InputCounters::default());
+        let r = DgramReceiver {
+            fd,
+            input: 0,
+            handoff: tx,
+            counters: counters.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            want_peer: false,
+            unlink: None,
+        };
+        let mut slots = Slots::new();
+        while let Ok(Some(_)) = r.receive(&mut slots, libc::MSG_DONTWAIT) {}
+        assert_eq!(counters.kernel_drops.get(), 0, "no report before a datagram follows the drops");
+        client.send(b"marker").unwrap();
+        let mut marker = false;
+        while !marker {
+            let b = r.receive(&mut slots, libc::MSG_WAITFORONE).unwrap().expect("the marker datagram");
+            marker = b.msgs.iter().any(|m| b.message(m) == b"marker");
+        }
+        let (received, dropped) = (counters.received.get(), counters.kernel_drops.get());
+        assert!(dropped > 0 && received > 1, "received {received}, dropped {dropped}");
+        assert_eq!(received + dropped, BURST + 1);
     }
 }

@@ -73,7 +73,30 @@ pub fn bind_udp(addr: &str, rcvbuf: Option<usize>) -> io::Result<UdpSocket> {
     if let Some(size) = rcvbuf {
         set_rcvbuf(sock.as_raw_fd(), size);
     }
+    enable_drop_reports(sock.as_raw_fd());
     Ok(sock)
+}
+
+/// Ask the kernel to report the socket's cumulative drop count with each
+/// datagram (`SO_RXQ_OVFL`; the receiver adds it to `kernel_drops`). Unix
+/// datagram sockets have no such counter: a full queue makes nginx's
+/// `send()` fail, and its error log (`send() to syslog failed`) is the only
+/// trace of those lines.
+pub fn enable_drop_reports(fd: i32) {
+    let on: libc::c_int = 1;
+    // SAFETY: fd is an open socket; the option value is a c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            &on as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "SO_RXQ_OVFL unavailable: kernel drops on this socket are not counted");
+    }
 }
 
 pub fn bind_tcp(addr: &str) -> io::Result<TcpListener> {

@@ -97,6 +97,7 @@ impl FileCache {
         if !self.dests.contains_key(path) {
             if self.dests.len() >= self.max_open {
                 self.evict_lru(counters);
+                self.publish_open(counters);
             }
             let dest = Dest {
                 root: root.map(Into::into),
@@ -116,6 +117,7 @@ impl FileCache {
         dest.pending += 1;
         if dest.buf.len() >= self.io.buffer_size {
             self.io.write_out(path, dest, counters);
+            self.publish_open(counters);
         }
     }
 
@@ -124,6 +126,7 @@ impl FileCache {
         for (path, dest) in self.dests.iter_mut() {
             self.io.write_out(path, dest, counters);
         }
+        self.publish_open(counters);
     }
 
     /// Flush, then close every file; the next write-out reopens by path.
@@ -132,12 +135,21 @@ impl FileCache {
         for dest in self.dests.values_mut() {
             dest.file = None;
         }
+        counters.open_files.set(0);
     }
 
     /// Flush and forget every destination.
     pub(crate) fn close(&mut self, counters: &OutputCounters) {
         self.flush(counters);
         self.dests.clear();
+        counters.open_files.set(0);
+    }
+
+    /// Set the `open_files` gauge; called after the operations that open
+    /// or close files (write-outs and evictions), not per record.
+    fn publish_open(&self, counters: &OutputCounters) {
+        let open = self.dests.values().filter(|d| d.file.is_some()).count();
+        counters.open_files.set(open as u64);
     }
 
     /// Destinations currently cached (open or not).
@@ -266,7 +278,10 @@ mod tests {
                 assert!(cache.len() <= 2);
             }
         }
+        cache.flush(&c);
+        assert_eq!(c.open_files.get(), 2);
         cache.close(&c);
+        assert_eq!(c.open_files.get(), 0);
         for p in &paths {
             assert_eq!(fs::read_to_string(p).unwrap(), "ab\nab\nc\n");
         }
