@@ -11,6 +11,9 @@ use clap::Parser as _;
 use gatelog::config::classic;
 use gatelog::engine::{self, plan, Event, Outcome};
 
+#[global_allocator]
+static ALLOC: gatelog::Allocator = mimalloc::MiMalloc;
+
 /// The config `gatelog` runs when given no `-c`.
 const EMBEDDED_DEFAULT: &str = include_str!("../examples/default.conf");
 
@@ -136,7 +139,9 @@ fn init_logging(level: &str, file: Option<&Path>) -> std::io::Result<()> {
                 .with_writer(std::sync::Mutex::new(f))
                 .init();
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        // No colour codes unless a person is watching: `kubectl logs` and
+        // log files show them as garbage.
+        None => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).init(),
     }
     Ok(())
 }

@@ -58,6 +58,7 @@ fn sigterm_drains_every_accepted_record() {
         .sum();
     // Blocking sends: every datagram was accepted by the kernel; each one is
     // either written or counted as dropped, and with the default budget none is dropped.
+    assert!(done.log.contains("input summary") && done.log.contains("received=5000"), "{}", done.log);
     assert_eq!(dropped, 0, "{}", done.log);
     assert_eq!(total, 5000, "{}", done.log);
     for i in [0, 2500, 4999] {

@@ -1,0 +1,316 @@
+//! gatelog's benchmark: the Istio sidecar job and two simpler ones, over
+//! unix_udp and udp, blocking and paced, each against the floor receiver in
+//! the same run.
+//!
+//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor]
+//!
+//! For each run it prints the receiver's CPU microseconds per message
+//! written (user+sys from wait4), throughput, peak RSS, what was lost after
+//! the kernel accepted it, duplicates, and the ratio to the floor's CPU per
+//! message for the same transport and pacing. The receiver is pinned to CPU
+//! 0 and the sender to CPU 1.
+
+mod floor;
+mod load;
+
+use std::collections::HashSet;
+use std::io::BufRead;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use load::{Pace, Target, Transport};
+
+const SIDECAR: &str = "tests/fixtures/fluent-bit-sidecar";
+const TEMPLATE: &str = "time:{time}\tmethod:{method}\turi:{uri}\tstatus:{status}\tvhost:{vhost}\tremote_addr:{remote_addr}\trequest_time:{request_time}\tuser_agent:{user_agent}";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Job {
+    Floor,
+    /// (a) the sidecar pipeline verbatim.
+    Sidecar,
+    /// (b) the same job with native dated paths and no Lua.
+    Native,
+    /// (c) raw lines to a file.
+    Raw,
+}
+
+impl Job {
+    fn name(self) -> &'static str {
+        match self {
+            Job::Floor => "floor",
+            Job::Sidecar => "a sidecar",
+            Job::Native => "b native",
+            Job::Raw => "c raw",
+        }
+    }
+}
+
+struct Outcome {
+    cpu: Duration,
+    maxrss_kib: i64,
+    accepted: u64,
+    refused: u64,
+    written: u64,
+    distinct: u64,
+    wall: Duration,
+    startup: Option<Duration>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("floor") {
+        if let Err(e) = floor::run(&args[2], &args[3], &args[4]) {
+            eprintln!("floor: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let messages: u64 = opt("--messages").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let paced: u64 = opt("--paced").and_then(|v| v.parse().ok()).unwrap_or(500_000);
+    let rate: u64 = opt("--rate").and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let only = opt("--only").unwrap_or_else(|| "floor,a,b,c".into());
+    let gatelog = PathBuf::from(opt("--gatelog").unwrap_or_else(|| "target/release/gatelog".into()));
+    let gatelog = gatelog.canonicalize().unwrap_or(gatelog);
+    if !gatelog.exists() {
+        eprintln!("build it first: cargo build --release ({} missing)", gatelog.display());
+        std::process::exit(1);
+    }
+    let jobs: Vec<Job> = [("floor", Job::Floor), ("a", Job::Sidecar), ("b", Job::Native), ("c", Job::Raw)]
+        .into_iter()
+        .filter(|(k, _)| only.split(',').any(|o| o == *k))
+        .map(|(_, j)| j)
+        .collect();
+    println!("machine: {} cores, {}", num_cpus(), cpu_model());
+    println!("qlen: net.unix.max_dgram_qlen={}", std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default().trim());
+    println!(
+        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8}",
+        "job", "via", "load", "accepted", "refused", "written", "lost", "µs/msg", "msg/s", "peakRSS", "dups", "×floor"
+    );
+    for transport in [Transport::UnixUdp, Transport::Udp] {
+        for (pace, n, label) in [(Pace::Blocking, messages, format!("blocking {}k", messages / 1000)), (Pace::Rate(rate), paced, format!("paced {}k/s", rate / 1000))] {
+            let mut floor_cpu = None;
+            for &job in &jobs {
+                let o = match run(job, transport, pace, n, &gatelog) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        println!("{:<10} {:<8} {:<14} failed: {e}", job.name(), transport.name(), label);
+                        continue;
+                    }
+                };
+                let per = o.cpu.as_secs_f64() * 1e6 / o.written.max(1) as f64;
+                if job == Job::Floor {
+                    floor_cpu = Some(per);
+                }
+                let ratio = floor_cpu.map(|f| format!("{:.2}", per / f)).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8}",
+                    job.name(),
+                    transport.name(),
+                    label,
+                    o.accepted,
+                    o.refused,
+                    o.written,
+                    o.accepted.saturating_sub(o.distinct),
+                    per,
+                    o.written as f64 / o.wall.as_secs_f64(),
+                    o.maxrss_kib as f64 / 1024.0,
+                    o.written.saturating_sub(o.distinct),
+                    ratio
+                );
+                if let Some(s) = o.startup {
+                    println!("{:<10} start-up to socket ready: {:.1} ms", "", s.as_secs_f64() * 1e3);
+                }
+            }
+        }
+    }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_default()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).unwrap_or(5140)
+}
+
+fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one bit set, applied to this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % num_cpus(), &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The input section of a job, for a transport.
+fn input(transport: Transport, dir: &Path, port: u16, parser: &str, tag: &str) -> String {
+    match transport {
+        Transport::UnixUdp => format!(
+            "[INPUT]\n    Name syslog\n    Tag {tag}\n    Path {}/sys-log.sock\n    Parser {parser}\n    Mode unix_udp\n",
+            dir.display()
+        ),
+        Transport::Udp => format!(
+            "[INPUT]\n    Name syslog\n    Tag {tag}\n    Mode udp\n    Listen 127.0.0.1\n    Port {port}\n    Receive_Buffer_Size 4M\n    Parser {parser}\n"
+        ),
+    }
+}
+
+/// Write the job's config into `dir`; returns the config path.
+fn config(job: Job, transport: Transport, dir: &Path, port: u16) -> std::io::Result<PathBuf> {
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out)?;
+    let conf = dir.join("gatelog.conf");
+    let text = match job {
+        Job::Sidecar => {
+            for f in ["parsers.conf", "create-log-file-path.lua"] {
+                std::fs::copy(Path::new(SIDECAR).join(f), dir.join(f))?;
+            }
+            let original = std::fs::read_to_string(Path::new(SIDECAR).join("fluent-bit.conf"))?;
+            let mut text = original
+                .replace("/tmp/sidecar-nginx/sys-log.sock", &format!("{}/sys-log.sock", dir.display()))
+                .replace("/log/output/path/", &format!("{}/", out.display()))
+                .replace("HTTP_Server         On", "HTTP_Server         Off");
+            if transport == Transport::Udp {
+                text = text.replace(
+                    &format!("    Path                {}/sys-log.sock\n", dir.display()),
+                    &format!("    Listen              127.0.0.1\n    Port                {port}\n    Receive_Buffer_Size 4M\n"),
+                );
+                text = text.replace("Mode                unix_udp", "Mode                udp");
+            }
+            text
+        }
+        Job::Native => format!(
+            "[SERVICE]\n    Flush 1\n    Grace 120\n{}[FILTER]\n    Name parser\n    Match kube.*\n    Key_Name message\n    Preserve_Key true\n    Reserve_Data true\n    Parser json\n[OUTPUT]\n    Name file\n    Match *\n    Path {}/%Y-%m%d\n    File istio-ingressgateway-access.log\n    Format template\n    Template {TEMPLATE}\n",
+            input(transport, dir, port, "rfc3164", "kube.*"),
+            out.display()
+        ),
+        Job::Raw => format!(
+            "[SERVICE]\n    Flush 1\n    Grace 120\n{}[OUTPUT]\n    Name file\n    Match *\n    Path {}\n    File raw.log\n    Format template\n    Template {{message}}\n",
+            input(transport, dir, port, "raw", "raw"),
+            out.display()
+        ),
+        Job::Floor => String::new(),
+    };
+    std::fs::write(&conf, text)?;
+    Ok(conf)
+}
+
+fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> std::io::Result<Outcome> {
+    let dir = tempfile::Builder::new().prefix("gatelog-bench").tempdir()?;
+    let port = free_udp_port();
+    let sock = dir.path().join("sys-log.sock");
+    let mut cmd = if job == Job::Floor {
+        let mut c = Command::new(std::env::current_exe()?);
+        let addr = match transport {
+            Transport::UnixUdp => sock.display().to_string(),
+            Transport::Udp => format!("127.0.0.1:{port}"),
+        };
+        std::fs::create_dir_all(dir.path().join("out"))?;
+        c.args(["floor", transport.name(), &addr]).arg(dir.path().join("out/floor.log"));
+        c
+    } else {
+        let conf = config(job, transport, dir.path(), port)?;
+        let mut c = Command::new(gatelog);
+        c.arg("-c").arg(conf).env("TZ", "Asia/Tokyo");
+        c
+    };
+    cmd.current_dir(dir.path()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(dir.path().join("stderr"))?);
+    // SAFETY: pre_exec runs only async-signal-safe sched_setaffinity.
+    unsafe {
+        cmd.pre_exec(|| {
+            pin(0);
+            Ok(())
+        });
+    }
+    let spawned = Instant::now();
+    let child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    let startup = wait_ready(transport, &sock, port, spawned)?;
+    let target = match transport {
+        Transport::UnixUdp => Target::Unix(sock.clone()),
+        Transport::Udp => Target::Udp(port),
+    };
+    let sender = std::thread::spawn(move || {
+        pin(1);
+        load::send(&target, n, pace)
+    });
+    let sent = sender.join().map_err(|_| std::io::Error::other("sender panicked"))??;
+    // Give the receiver a moment to take what is queued, then ask it to drain and exit.
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let mut status = 0;
+    // SAFETY: zeroed rusage is valid; waiting on our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = spawned.elapsed() - startup.unwrap_or_default();
+    std::mem::forget(child);
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    let (written, distinct) = count(&dir.path().join("out"))?;
+    if status != 0 {
+        let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+        eprintln!("{} exited with status {status}:\n{}", job.name(), log.lines().rev().take(10).collect::<Vec<_>>().join("\n"));
+    }
+    Ok(Outcome { cpu, maxrss_kib: usage.ru_maxrss, accepted: sent.accepted, refused: sent.refused, written, distinct, wall, startup: (transport == Transport::UnixUdp).then_some(startup).flatten() })
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// Wait until the receiver's socket is bound; the time since spawn for unix sockets.
+fn wait_ready(transport: Transport, sock: &Path, port: u16, spawned: Instant) -> std::io::Result<Option<Duration>> {
+    let deadline = spawned + Duration::from_secs(10);
+    loop {
+        let ready = match transport {
+            Transport::UnixUdp => sock.exists(),
+            // Bound once binding the port ourselves fails.
+            Transport::Udp => std::net::UdpSocket::bind(("127.0.0.1", port)).is_err(),
+        };
+        if ready {
+            return Ok(Some(spawned.elapsed()));
+        }
+        if Instant::now() > deadline {
+            return Err(std::io::Error::other("receiver did not bind its socket within 10 s"));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Lines written under `dir` and distinct sequence numbers among them.
+fn count(dir: &Path) -> std::io::Result<(u64, u64)> {
+    let mut lines = 0u64;
+    let mut seen = HashSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&p)?);
+            for line in f.split(b'\n') {
+                let line = line?;
+                lines += 1;
+                if let Some(i) = memchr::memmem::find(&line, b"seq=") {
+                    let digits: Vec<u8> = line[i + 4..].iter().take_while(|b| b.is_ascii_digit()).copied().collect();
+                    if let Ok(s) = std::str::from_utf8(&digits).unwrap_or("").parse::<u64>() {
+                        seen.insert(s);
+                    }
+                }
+            }
+        }
+    }
+    Ok((lines, seen.len() as u64))
+}

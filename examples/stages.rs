@@ -1,0 +1,117 @@
+//! CPU cost of the pipeline stages in-process, without sockets: the same
+//! nginx-shaped messages fed as batches straight into the pipeline thread's
+//! work (parse → filters → route → format → write), for each job's config.
+//!
+//!     cargo run --release --example stages -- [N]
+//!
+//! Prints CPU microseconds per record (getrusage, user+sys) per job.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gatelog::config::classic;
+use gatelog::engine::pipeline::Pipeline;
+use gatelog::engine::plan;
+use gatelog::input::handoff::Batch;
+use gatelog::record::Timestamp;
+use gatelog::zone::Zone;
+
+#[global_allocator]
+static ALLOC: gatelog::Allocator = mimalloc::MiMalloc;
+
+const TEMPLATE: &str = "time:{time}\tmethod:{method}\turi:{uri}\tstatus:{status}\tvhost:{vhost}\tremote_addr:{remote_addr}\trequest_time:{request_time}\tuser_agent:{user_agent}";
+
+fn cpu() -> f64 {
+    // SAFETY: zeroed rusage filled by getrusage.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+fn message(seq: u64) -> Vec<u8> {
+    format!(
+        "<190>Nov 23 16:30:00 istio-ingressgateway-7d9f-abcde nginx: {{\"time\":\"2026-11-23T16:30:00+09:00\",\
+         \"remote_addr\":\"10.20.30.40\",\"x_forwarded_for\":\"203.0.113.7, 10.0.0.1\",\"vhost\":\"shop.example.com\",\
+         \"method\":\"GET\",\"uri\":\"/api/v1/catalog/items/4711?lang=ja&page=3&seq={seq}\",\"protocol\":\"HTTP/1.1\",\
+         \"status\":200,\"body_bytes_sent\":5123,\"referer\":\"https://shop.example.com/catalog?page=2\",\
+         \"user_agent\":\"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\",\
+         \"request_time\":0.012,\"upstream_addr\":\"10.1.2.3:8080\",\"upstream_status\":\"200\",\
+         \"upstream_response_time\":\"0.011\",\"request_id\":\"5f1c9a0e7b2d4c3a9e8f7a6b5c4d{seq:08x}\",\
+         \"bytes_sent\":5400,\"seq\":{seq}}}"
+    )
+    .into_bytes()
+}
+
+fn job(name: &str, dir: &Path) -> String {
+    let out = dir.join("out");
+    let sidecar = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fluent-bit-sidecar");
+    let input = |parser: &str, tag: &str| format!("[INPUT]\n    Name syslog\n    Tag {tag}\n    Path {}/s.sock\n    Parser {parser}\n", dir.display());
+    match name {
+        "a-sidecar" => {
+            for f in ["parsers.conf", "create-log-file-path.lua"] {
+                std::fs::copy(sidecar.join(f), dir.join(f)).unwrap();
+            }
+            std::fs::read_to_string(sidecar.join("fluent-bit.conf"))
+                .unwrap()
+                .replace("/tmp/sidecar-nginx/sys-log.sock", &format!("{}/s.sock", dir.display()))
+                .replace("/log/output/path/", &format!("{}/", out.display()))
+                .replace("HTTP_Server         On", "HTTP_Server         Off")
+        }
+        "a-no-lua" => {
+            std::fs::copy(sidecar.join("parsers.conf"), dir.join("parsers.conf")).unwrap();
+            format!("[SERVICE]\n    Parsers_File parsers.conf\n{}[FILTER]\n    Name parser\n    Match kube.*\n    Key_Name message\n    Preserve_Key true\n    Reserve_Data true\n    Parser json\n[OUTPUT]\n    Name file\n    Match *\n    Path {}/%Y-%m%d\n    File x.log\n    Format template\n    Template {TEMPLATE}\n", input("syslog-rfc3164-local", "kube.*"), out.display())
+        }
+        "b-native" => format!("{}[FILTER]\n    Name parser\n    Match kube.*\n    Key_Name message\n    Preserve_Key true\n    Reserve_Data true\n    Parser json\n[OUTPUT]\n    Name file\n    Match *\n    Path {}/%Y-%m%d\n    File x.log\n    Format template\n    Template {TEMPLATE}\n", input("rfc3164", "kube.*"), out.display()),
+        "b-no-filter" => format!("{}[OUTPUT]\n    Name file\n    Match *\n    Path {}/%Y-%m%d\n    File x.log\n    Format template\n    Template {TEMPLATE}\n", input("rfc3164", "kube.*"), out.display()),
+        "c-raw" => format!("{}[OUTPUT]\n    Name file\n    Match *\n    Path {}\n    File raw.log\n    Format template\n    Template {{message}}\n", input("raw", "raw"), out.display()),
+        "c-null" => format!("{}[OUTPUT]\n    Name null\n    Match *\n", input("raw", "raw")),
+        other => panic!("unknown job {other}"),
+    }
+}
+
+fn main() {
+    let n: u64 = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let only = std::env::args().nth(2);
+    let msgs: Vec<Vec<u8>> = (0..1000).map(message).collect();
+    for name in ["c-null", "c-raw", "b-no-filter", "b-native", "a-no-lua", "a-sidecar"] {
+        if only.as_deref().is_some_and(|o| !o.split(',').any(|x| x == name)) {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("g.conf"), job(name, dir.path())).unwrap();
+        let doc = classic::read_file(&dir.path().join("g.conf")).unwrap();
+        let loaded = classic::load(doc, &[]).unwrap();
+        let p = match plan::build(&loaded) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("{name:<12} skipped: {e}");
+                continue;
+            }
+        };
+        let mut pipe = Pipeline::new(p.inputs, p.filters, p.outputs, Zone::parse("Asia/Tokyo").unwrap(), Arc::default());
+        let now = Timestamp::now();
+        let batches: Vec<Batch> = msgs
+            .chunks(32)
+            .map(|c| {
+                let mut b = Batch::new(0);
+                b.received_at = now;
+                for m in c {
+                    b.push(m, None);
+                }
+                b
+            })
+            .collect();
+        let start = cpu();
+        let mut done = 0u64;
+        while done < n {
+            for b in &batches {
+                pipe.process(b);
+                done += b.msgs.len() as u64;
+            }
+        }
+        pipe.close();
+        let spent = cpu() - start;
+        println!("{name:<12} {:>7.2} µs/record  ({done} records)", spent * 1e6 / done as f64);
+    }
+}
