@@ -79,6 +79,8 @@ fn main() {
             continue;
         }
         let dir = tempfile::tempdir().unwrap();
+        // The sidecar job also writes Fluent Bit's `kube.*` side file into the working directory.
+        std::env::set_current_dir(dir.path()).unwrap();
         std::fs::write(dir.path().join("g.conf"), job(name, dir.path())).unwrap();
         let doc = classic::read_file(&dir.path().join("g.conf")).unwrap();
         let loaded = classic::load(doc, &[]).unwrap();

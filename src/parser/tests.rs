@@ -516,7 +516,7 @@ fn config_errors_point_at_lines() {
     };
     assert_eq!(
         errs(&[("Name", "x"), ("Format", "csv")]),
-        vec!["test.conf:3: unknown Format 'csv' for parser 'x' (fix: valid formats: regex, json, ltsv, logfmt, rfc3164)"]
+        vec!["test.conf:3: unknown Format 'csv' for parser 'x' (fix: valid formats: regex, json, ltsv, logfmt, rfc3164, raw)"]
     );
     let e = errs(&[
         ("Name", "x"),
