@@ -212,3 +212,96 @@ fn rewrite_keep_false_writes_only_the_new_tag() {
     assert_eq!(files_under(&g.path("out")), vec![("a.example.log".to_string(), "a.example /u\n".to_string())]);
     assert!(!g.path("nginx").exists());
 }
+
+/// The production sidecar files, verbatim but for the socket and the output
+/// root, moved into the test's temp dir.
+fn sidecar_files() -> Vec<(&'static str, String)> {
+    let fixture = |f: &str| std::fs::read_to_string(format!("{}/tests/fixtures/fluent-bit-sidecar/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let conf = fixture("fluent-bit.conf")
+        .replace("/tmp/sidecar-nginx/sys-log.sock", "{dir}/sys-log.sock")
+        .replace("/log/output/path/", "{dir}/log/output/path/")
+        .replace("HTTP_Server         On", "HTTP_Server         Off");
+    vec![("fluent-bit.conf", conf), ("parsers.conf", fixture("parsers.conf")), ("create-log-file-path.lua", fixture("create-log-file-path.lua"))]
+}
+
+fn start_sidecar_pipeline() -> (Gatelog, std::path::PathBuf) {
+    let files = sidecar_files();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
+    let mut g = Gatelog::start(&refs, &["-c", "{dir}/fluent-bit.conf"], &[("TZ", "Asia/Tokyo")]);
+    let sock = g.wait_for("sys-log.sock");
+    (g, sock)
+}
+
+fn at(header_time: &str, seq: u64) -> Vec<u8> {
+    String::from_utf8(nginx_line(Some("istio-ingressgateway-7d9f-abcde"), seq, "example.com", &format!("/r{seq}")))
+        .unwrap()
+        .replace("Nov 23 16:30:00", header_time)
+        .into_bytes()
+}
+
+#[test]
+fn sidecar_pipeline_verbatim_dates_files_either_side_of_tokyo_midnight() {
+    let (mut g, sock) = start_sidecar_pipeline();
+    send_all(&sock, &[at("Nov 23 23:59:59", 1), at("Nov 24 00:00:01", 2), at("Nov  3 09:00:00", 3)]);
+    let root = g.path("log/output/path");
+    let files = wait_lines(&root, 3);
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    // The year is the one closest to now (2026 in this test's world when run in November).
+    let year = files[0].0[..4].to_string();
+    assert_eq!(
+        names,
+        vec![
+            format!("{year}-1103/istio-ingressgateway-access.log"),
+            format!("{year}-1123/istio-ingressgateway-access.log"),
+            format!("{year}-1124/istio-ingressgateway-access.log")
+        ]
+    );
+    // {time} is the true instant (the header read in Asia/Tokyo), not 9 hours late as in Fluent Bit.
+    let line = files[1].1.trim_end();
+    let fields: Vec<&str> = line.split('\t').collect();
+    let epoch = chrono::NaiveDate::from_ymd_opt(year.parse().unwrap(), 11, 23).unwrap().and_hms_opt(14, 59, 59).unwrap().and_utc().timestamp();
+    assert_eq!(fields[0], format!("time:{epoch}.000000"));
+    assert_eq!(&fields[1..4], &["method:GET", "uri:/r1", "status:200"]);
+    assert_eq!(fields[4], "vhost:example.com");
+    // Floats print as printf("%f"), byte-compatible with Fluent Bit.
+    assert_eq!(fields[6], "request_time:0.005000");
+    // KEEP true + Match *: Fluent Bit's side file named after the original tag, reproduced.
+    let side = std::fs::read_to_string(g.path("kube.*")).unwrap();
+    assert_eq!(side.lines().count(), 3);
+}
+
+#[test]
+fn logrotate_rename_then_sighup_loses_no_line() {
+    let (mut g, sock) = start_sidecar_pipeline();
+    let c = client(&sock);
+    let root = g.path("log/output/path");
+    for i in 0..50 {
+        c.send(&at("Nov 23 12:00:00", i)).unwrap();
+    }
+    let files = wait_lines(&root, 50);
+    let (rel, _) = files[0].clone();
+    let live = root.join(&rel);
+    // logrotate: rename, then postrotate sends SIGHUP.
+    std::fs::rename(&live, root.join(format!("{rel}.1"))).unwrap();
+    for i in 50..100 {
+        c.send(&at("Nov 23 12:00:00", i)).unwrap();
+    }
+    g.signal(libc::SIGHUP);
+    for i in 100..150 {
+        c.send(&at("Nov 23 12:00:00", i)).unwrap();
+    }
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    let rotated = std::fs::read_to_string(root.join(format!("{rel}.1"))).unwrap();
+    let current = std::fs::read_to_string(&live).unwrap();
+    let mut seqs: Vec<u64> = rotated
+        .lines()
+        .chain(current.lines())
+        .map(|l| l.split("uri:/r").nth(1).unwrap().split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..150).collect::<Vec<u64>>(), "every line exactly once across the two files");
+    assert!(current.lines().count() >= 50, "lines after the SIGHUP are in the new file");
+}
