@@ -51,7 +51,13 @@ struct Dest {
     /// csv header for the first record of `buf`, written if the file is empty.
     header: Option<Vec<u8>>,
     last_used: u64,
+    /// Flushes in a row with nothing to write.
+    idle_flushes: u32,
 }
+
+/// A file that received nothing for this many flushes in a row is closed
+/// (yesterday's dated file, a vhost gone quiet): with `Flush 1`, five seconds.
+const IDLE_FLUSHES: u32 = 5;
 
 /// Everything a write-out needs besides the destination itself.
 struct Io {
@@ -106,6 +112,7 @@ impl FileCache {
                 pending: 0,
                 header: None,
                 last_used: 0,
+                idle_flushes: 0,
             };
             self.dests.insert(path.to_owned(), dest);
         }
@@ -121,10 +128,23 @@ impl FileCache {
         }
     }
 
-    /// Write every buffer to its file.
+    /// Write every buffer to its file, and close the files that have been
+    /// idle for [`IDLE_FLUSHES`] flushes.
     pub(crate) fn flush(&mut self, counters: &OutputCounters) {
+        let mut idle = Vec::new();
         for (path, dest) in self.dests.iter_mut() {
-            self.io.write_out(path, dest, counters);
+            if dest.pending == 0 && dest.buf.is_empty() {
+                dest.idle_flushes += 1;
+                if dest.idle_flushes >= IDLE_FLUSHES {
+                    idle.push(path.clone());
+                }
+            } else {
+                dest.idle_flushes = 0;
+                self.io.write_out(path, dest, counters);
+            }
+        }
+        for path in idle {
+            self.dests.remove(&path);
         }
         self.publish_open(counters);
     }
@@ -288,6 +308,24 @@ mod tests {
         assert_eq!(c.proc_records.get(), 15);
         assert_eq!(c.proc_bytes.get(), 5 * 8);
         assert_eq!(c.dropped_records.get(), 0);
+    }
+
+    #[test]
+    fn idle_files_are_closed_after_a_few_quiet_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let counters = OutputCounters::default();
+        let mut cache = FileCache::new("t", 8, 1 << 16, true);
+        let yesterday = dir.path().join("2026-1123.log").display().to_string();
+        let today = dir.path().join("2026-1124.log").display().to_string();
+        cache.append(&yesterday, None, &counters, line("a\n"));
+        cache.flush(&counters);
+        for _ in 0..IDLE_FLUSHES {
+            cache.append(&today, None, &counters, line("b\n"));
+            cache.flush(&counters);
+        }
+        assert_eq!(cache.len(), 1, "yesterday's file is closed, today's stays open");
+        assert_eq!(counters.open_files.get(), 1);
+        assert_eq!(counters.proc_records.get(), 1 + IDLE_FLUSHES as u64);
     }
 
     #[test]
