@@ -53,6 +53,8 @@ pub struct InputCounters {
     pub dropped_empty: Counter,
     /// Kernel-side drops reported by the socket (UDP `SO_RXQ_OVFL`).
     pub kernel_drops: Counter,
+    /// Times the receiver paused because the hand-off was full (`Buffer_Full wait`).
+    pub buffer_full_waits: Counter,
 }
 
 impl InputCounters {

@@ -191,6 +191,8 @@ fn summary(t: &Telemetry) {
             dropped_parse_failure = c.dropped_parse_failure.get(),
             dropped_oversize = c.dropped_oversize.get(),
             dropped_empty = c.dropped_empty.get(),
+            kernel_drops = c.kernel_drops.get(),
+            buffer_full_waits = c.buffer_full_waits.get(),
             "input summary"
         );
     }

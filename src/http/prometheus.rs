@@ -145,6 +145,13 @@ fn gatelog_families(out: &mut String, t: &Telemetry) {
         "counter",
         inputs.iter().map(|n| (n.name.as_str(), None, n.counters.kernel_drops.get())),
     );
+    family(
+        out,
+        "gatelog_input_buffer_full_waits_total",
+        "Times the receiver paused because the pipeline buffer was full (Buffer_Full wait).",
+        "counter",
+        inputs.iter().map(|n| (n.name.as_str(), None, n.counters.buffer_full_waits.get())),
+    );
     let filters = &t.filters;
     family(
         out,

@@ -133,6 +133,8 @@ pub struct SyslogSettings {
     pub raw_message_key: Option<String>,
     pub framing: Framing,
     pub keep_unparsed: bool,
+    /// Datagram modes: wait for room instead of dropping when the hand-off is full.
+    pub wait_when_full: bool,
     pub loc: Location,
 }
 
@@ -231,6 +233,20 @@ impl SyslogSettings {
                 false
             }),
         };
+        let wait_when_full = match s.get("buffer_full") {
+            None => false,
+            Some(p) => match p.value.to_ascii_lowercase().as_str() {
+                "drop" => false,
+                "wait" => true,
+                other => {
+                    errors.push(
+                        ConfigError::at(&p.loc, format!("Buffer_Full must be drop or wait, got '{other}'"))
+                            .with_hint("drop: count and keep draining the socket (nginx never sees a full queue); wait: pause receiving (blocking senders lose nothing)"),
+                    );
+                    false
+                }
+            },
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -249,6 +265,7 @@ impl SyslogSettings {
             raw_message_key: s.value("raw_message_key").map(str::to_owned),
             framing,
             keep_unparsed,
+            wait_when_full,
             loc: s.loc.clone(),
         })
     }
@@ -293,6 +310,7 @@ impl SyslogSettings {
                     counters,
                     stop,
                     want_peer,
+                    wait_when_full: self.wait_when_full,
                     unlink: self.mode.is_unix().then(|| self.path.clone()).flatten(),
                 };
                 thread.spawn(move || {

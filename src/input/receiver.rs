@@ -34,6 +34,9 @@ pub struct DgramReceiver {
     pub stop: Arc<AtomicBool>,
     /// Keep the sender's address with each message (UDP `Source_Address_Key`).
     pub want_peer: bool,
+    /// `Buffer_Full wait`: pause receiving until the pipeline has room (the
+    /// kernel queue then pushes back on the sender) instead of dropping.
+    pub wait_when_full: bool,
     /// Unlinked before the final drain so no new sender connects.
     pub unlink: Option<PathBuf>,
 }
@@ -150,7 +153,12 @@ impl DgramReceiver {
             }
             match self.receive(&mut slots, libc::MSG_WAITFORONE) {
                 Ok(Some(batch)) => {
-                    if let Err(refused) = self.handoff.offer(batch) {
+                    let refused = match self.handoff.offer(batch) {
+                        Ok(()) => None,
+                        Err(b) if self.wait_when_full => self.wait_for_room(b, &drops),
+                        Err(b) => Some(b),
+                    };
+                    if let Some(refused) = refused {
                         let n = refused.msgs.len() as u64;
                         self.counters.dropped(InputDrop::BufferFull, n);
                         warn_limited!(drops, dropped = n, "pipeline buffer full: dropping received messages (counted as buffer_full)");
@@ -164,6 +172,25 @@ impl DgramReceiver {
             }
         }
         self.drain(&mut slots);
+    }
+
+    /// `Buffer_Full wait`: hold the batch until the pipeline takes it; the
+    /// batch comes back only if gatelog is stopping meanwhile.
+    fn wait_for_room(&self, mut batch: Batch, warn: &RateLimiter) -> Option<Batch> {
+        self.counters.buffer_full_waits.inc();
+        warn_limited!(warn, "pipeline buffer full: receiving paused until it has room (Buffer_Full wait); senders that do not block drop lines meanwhile");
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                // Draining: the pipeline keeps taking until every receiver hung up.
+                self.handoff.send_blocking(batch);
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            match self.handoff.offer(batch) {
+                Ok(()) => return None,
+                Err(b) => batch = b,
+            }
+        }
     }
 
     /// The socket file was deleted: bind a new socket at the path, forward
@@ -292,6 +319,7 @@ mod tests {
     fn start(
         limit: usize,
         batches: usize,
+        wait_when_full: bool,
     ) -> (
         tempfile::TempDir,
         UnixDatagram,
@@ -315,6 +343,7 @@ mod tests {
             counters: counters.clone(),
             stop: stop.clone(),
             want_peer: false,
+            wait_when_full,
             unlink: Some(path.clone()),
         };
         let h = std::thread::spawn(move || {
@@ -337,7 +366,7 @@ mod tests {
 
     #[test]
     fn datagrams_arrive_whole_and_empty_ones_are_counted() {
-        let (_dir, client, rx, counters, stop, h) = start(1 << 20, 64);
+        let (_dir, client, rx, counters, stop, h) = start(1 << 20, 64, false);
         let big = vec![b'x'; 100_000]; // Fluent Bit would cut this at 32 KiB
         client.send(b"<190>one").unwrap();
         client.send(b"").unwrap();
@@ -352,7 +381,7 @@ mod tests {
 
     #[test]
     fn queued_datagrams_are_drained_at_stop_and_the_socket_file_removed() {
-        let (dir, client, rx, counters, stop, h) = start(1 << 20, 64);
+        let (dir, client, rx, counters, stop, h) = start(1 << 20, 64, false);
         stop.store(true, Ordering::Relaxed);
         // Sent after stop was requested but before the receiver saw it or
         // unlinked: whatever the kernel accepted must still come out.
@@ -370,9 +399,35 @@ mod tests {
     }
 
     #[test]
+    fn with_buffer_full_wait_a_blocking_sender_loses_nothing() {
+        // A budget of one batch and a slow consumer: the receiver pauses,
+        // the kernel queue fills, and the blocking sender waits.
+        let (_dir, client, rx, counters, stop, h) = start(1, 1, true);
+        let sender = std::thread::spawn(move || {
+            for i in 0..300 {
+                client.send(format!("m{i}").as_bytes()).unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 300 {
+            let b = rx.recv_timeout(Duration::from_secs(5)).expect("receiver stalled");
+            std::thread::sleep(Duration::from_millis(1));
+            got.extend(b.msgs.iter().map(|m| b.message(m).to_vec()));
+            rx.done(&b);
+        }
+        sender.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+        let expected: Vec<Vec<u8>> = (0..300).map(|i| format!("m{i}").into_bytes()).collect();
+        assert_eq!(got, expected, "every message once, in order");
+        assert_eq!(counters.dropped_buffer_full.get(), 0);
+        assert!(counters.buffer_full_waits.get() > 0);
+    }
+
+    #[test]
     fn a_full_handoff_drops_and_counts_instead_of_waiting() {
         // Budget of one batch and nobody consuming: later batches are refused.
-        let (_dir, client, rx, counters, stop, h) = start(1, 1);
+        let (_dir, client, rx, counters, stop, h) = start(1, 1, false);
         for i in 0..50 {
             client.send(format!("m{i}").as_bytes()).unwrap();
             std::thread::sleep(Duration::from_millis(1));
@@ -423,6 +478,7 @@ mod tests {
             counters: counters.clone(),
             stop: Arc::new(AtomicBool::new(false)),
             want_peer: false,
+            wait_when_full: false,
             unlink: None,
         };
         let mut slots = Slots::new();

@@ -28,10 +28,8 @@ use crate::warn_limited;
 const PERIOD: Duration = Duration::from_secs(1);
 
 /// Socket options copied from the old socket to its replacement.
-const COPIED: &[(libc::c_int, libc::c_int)] = &[
-    (libc::SOL_SOCKET, libc::SO_RCVBUF),
-    (libc::SOL_SOCKET, libc::SO_RXQ_OVFL),
-];
+const COPIED: &[(libc::c_int, libc::c_int)] =
+    &[(libc::SOL_SOCKET, libc::SO_RCVBUF), (libc::SOL_SOCKET, libc::SO_RXQ_OVFL)];
 
 /// Watches one bound unix datagram socket file.
 #[derive(Debug)]
