@@ -305,3 +305,12 @@ fn logrotate_rename_then_sighup_loses_no_line() {
     assert_eq!(seqs, (0..150).collect::<Vec<u64>>(), "every line exactly once across the two files");
     assert!(current.lines().count() >= 50, "lines after the SIGHUP are in the new file");
 }
+
+#[test]
+fn buffer_full_is_checked_at_start_up() {
+    let dir = temp_files(&[("b.conf", "[INPUT]\n    Name syslog\n    Path {dir}/s.sock\n    Buffer_Full sometimes\n")]);
+    let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("b.conf")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("b.conf:4: Buffer_Full must be drop or wait"), "{err}");
+}

@@ -9,6 +9,11 @@
 //! the kernel accepted it, duplicates, and the ratio to the floor's CPU per
 //! message for the same transport and pacing. The receiver is pinned to CPU
 //! 0 and the sender to CPU 1.
+//!
+//! Blocking runs measure throughput: gatelog's inputs get `Buffer_Full
+//! wait` (the only change to the sidecar config besides paths), so the
+//! sender is held back instead of gatelog dropping what the pipeline cannot
+//! take yet. Paced runs use the configs as users have them (`drop`).
 
 mod floor;
 mod load;
@@ -166,7 +171,7 @@ fn input(transport: Transport, dir: &Path, port: u16, parser: &str, tag: &str) -
 }
 
 /// Write the job's config into `dir`; returns the config path.
-fn config(job: Job, transport: Transport, dir: &Path, port: u16) -> std::io::Result<PathBuf> {
+fn config(job: Job, transport: Transport, dir: &Path, port: u16, wait: bool) -> std::io::Result<PathBuf> {
     let out = dir.join("out");
     std::fs::create_dir_all(&out)?;
     let conf = dir.join("gatelog.conf");
@@ -201,6 +206,7 @@ fn config(job: Job, transport: Transport, dir: &Path, port: u16) -> std::io::Res
         ),
         Job::Floor => String::new(),
     };
+    let text = if wait { text.replace("[INPUT]\n", "[INPUT]\n    Buffer_Full wait\n") } else { text };
     std::fs::write(&conf, text)?;
     Ok(conf)
 }
@@ -219,7 +225,7 @@ fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> st
         c.args(["floor", transport.name(), &addr]).arg(dir.path().join("out/floor.log"));
         c
     } else {
-        let conf = config(job, transport, dir.path(), port)?;
+        let conf = config(job, transport, dir.path(), port, matches!(pace, Pace::Blocking))?;
         let mut c = Command::new(gatelog);
         c.arg("-c").arg(conf).env("TZ", "Asia/Tokyo");
         c

@@ -113,6 +113,11 @@ const SYSLOG_OPTIONS: &[OptionSpec] = &[
         default: Some("off"),
         desc: "gatelog: keep lines no parser matches as {message}",
     },
+    OptionSpec {
+        name: "Buffer_Full",
+        default: Some("drop"),
+        desc: "gatelog, datagram modes: drop (count, keep draining the socket) or wait (pause receiving until the pipeline has room)",
+    },
 ];
 
 /// A resolved `[INPUT] Name syslog` section.
