@@ -40,6 +40,12 @@ impl Batch {
         }
     }
 
+    /// A batch sized for `msgs` messages of `bytes` in total (no growth slack:
+    /// what sits in the hand-off is what the budget counts).
+    pub fn with_capacity(input: usize, msgs: usize, bytes: usize) -> Self {
+        Batch { input, received_at: Timestamp::default(), data: Vec::with_capacity(bytes), msgs: Vec::with_capacity(msgs) }
+    }
+
     pub fn push(&mut self, bytes: &[u8], peer: Option<Box<str>>) {
         let start = self.data.len() as u32;
         self.data.extend_from_slice(bytes);

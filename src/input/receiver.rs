@@ -250,7 +250,8 @@ impl DgramReceiver {
         if kernel_drops > 0 {
             self.counters.kernel_drops.add(kernel_drops);
         }
-        let mut batch = Batch::new(self.input);
+        let total: usize = (0..n).map(|i| slots.hdrs[i].msg_len as usize).sum();
+        let mut batch = Batch::with_capacity(self.input, n, total);
         batch.received_at = Timestamp::now();
         let mut bytes = 0u64;
         for i in 0..n {
