@@ -45,23 +45,22 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Past a file-size limit (RLIMIT_FSIZE) write() must fail with EFBIG and
+    // be counted like a full disk, not kill the process with SIGXFSZ.
+    // SAFETY: setting a signal to SIG_IGN before any thread starts.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let args = Args::parse();
-    let doc = match &args.config {
-        Some(path) => classic::read_file(path),
-        None => {
-            // The embedded default reads these two through ${VAR:-default}.
-            if let Some(s) = &args.socket {
-                std::env::set_var("GATELOG_SOCKET", s);
-            }
-            if let Some(l) = &args.logs {
-                std::env::set_var("GATELOG_LOGS", l);
-            }
-            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-            classic::read_str(EMBEDDED_DEFAULT, Path::new("<embedded default>"), &cwd)
+    if args.config.is_none() {
+        // The embedded default reads these two through ${VAR:-default}.
+        if let Some(sock) = &args.socket {
+            std::env::set_var("GATELOG_SOCKET", sock);
         }
-    };
-    let loaded = doc.and_then(|d| classic::load(d, &args.parsers));
-    let loaded = match loaded {
+        if let Some(logs) = &args.logs {
+            std::env::set_var("GATELOG_LOGS", logs);
+        }
+    }
+    let source = Source { config: args.config.clone(), parsers: args.parsers.clone() };
+    let loaded = match source.load() {
         Ok(l) => l,
         Err(errors) => return config_failed(&errors.to_string()),
     };
@@ -90,7 +89,8 @@ fn main() -> ExitCode {
         eprintln!("gatelog: cannot install signal handlers: {e}");
         return ExitCode::from(2);
     }
-    match engine::run(plan, rx) {
+    let reload: engine::Reloader = Box::new(move || plan::build(&source.load()?));
+    match engine::run(plan, rx, Some(reload)) {
         Ok(Outcome::Drained) => ExitCode::SUCCESS,
         Ok(Outcome::GraceExpired) => ExitCode::from(3),
         Err(e) => {
@@ -98,6 +98,25 @@ fn main() -> ExitCode {
             eprintln!("gatelog: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Where the configuration comes from, kept to read it again on a hot reload.
+struct Source {
+    config: Option<PathBuf>,
+    parsers: Vec<PathBuf>,
+}
+
+impl Source {
+    fn load(&self) -> Result<classic::Loaded, gatelog::config::ConfigErrors> {
+        let doc = match &self.config {
+            Some(path) => classic::read_file(path),
+            None => {
+                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                classic::read_str(EMBEDDED_DEFAULT, Path::new("<embedded default>"), &cwd)
+            }
+        };
+        doc.and_then(|d| classic::load(d, &self.parsers))
     }
 }
 

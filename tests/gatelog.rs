@@ -314,3 +314,61 @@ fn buffer_full_is_checked_at_start_up() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("b.conf:4: Buffer_Full must be drop or wait"), "{err}");
 }
+
+const RELOAD_CONF: &str = "[SERVICE]
+    Flush 0.1
+    Hot_Reload On
+[INPUT]
+    Name syslog
+    Path {dir}/g.sock
+    Tag nginx
+[FILTER]
+    Name parser
+    Match nginx
+    Key_Name message
+    Parser json
+[OUTPUT]
+    Name file
+    Match nginx
+    Path {dir}/out
+    File access.log
+    Format template
+    Template TEMPLATE
+";
+
+#[test]
+fn hot_reload_swaps_filters_and_outputs_without_losing_a_record_and_refuses_a_broken_config() {
+    let conf = |template: &str| RELOAD_CONF.replace("TEMPLATE", template);
+    let mut g = Gatelog::start(&[("r.conf", &conf("v1 {uri}"))], &["-c", "{dir}/r.conf"], &[("TZ", "UTC")]);
+    let sock = g.wait_for("g.sock");
+    let c = client(&sock);
+    let d = g.dir.path().display().to_string();
+    let send = |range: std::ops::Range<u64>| {
+        for i in range {
+            c.send(&nginx_line(None, i, "example.com", &format!("/{i}"))).unwrap();
+        }
+    };
+    send(0..100);
+    wait_lines(&g.path("out"), 100);
+    std::fs::write(g.path("r.conf"), conf("v2 {uri}").replace("{dir}", &d)).unwrap();
+    g.signal(libc::SIGHUP);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    send(100..200);
+    wait_lines(&g.path("out"), 200);
+    // A broken config is refused; the running one goes on.
+    std::fs::write(g.path("r.conf"), conf("v3 {uri}").replace("Name file", "Name fiel").replace("{dir}", &d)).unwrap();
+    g.signal(libc::SIGHUP);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    send(200..300);
+    let files = wait_lines(&g.path("out"), 300);
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    let lines: Vec<&str> = files[0].1.lines().collect();
+    assert_eq!(lines.len(), 300, "{}", done.log);
+    for (i, l) in lines.iter().enumerate() {
+        let version = if i < 100 { "v1" } else { "v2" };
+        assert_eq!(*l, format!("{version} /{i}"));
+    }
+    assert!(done.log.contains("configuration reloaded"), "{}", done.log);
+    assert!(done.log.contains("new configuration refused") && done.log.contains("unknown output plugin 'fiel'"), "{}", done.log);
+}

@@ -3,6 +3,14 @@
 //! messages and drain what the kernel already accepted, the pipeline
 //! processes everything handed to it, outputs flush and close, and only then
 //! does `run` return — or when `Grace` runs out, saying what was pending.
+//!
+//! Hot reload (`Hot_Reload On`, SIGHUP): the new configuration is built in
+//! full first; if anything is wrong it is refused and the running one goes
+//! on. Otherwise the sockets and receivers stay as they are and only the
+//! pipeline is swapped between two batches: the old outputs are flushed and
+//! closed, and the batches waiting in the hand-off go through the new
+//! filters and outputs, so no record is lost. Changes to a socket (path,
+//! mode, address, permissions) need a restart and are refused as such.
 
 pub mod pipeline;
 pub mod plan;
@@ -46,11 +54,63 @@ pub enum RunError {
     Thread(std::io::Error),
 }
 
+/// Re-reads and builds the configuration for a hot reload.
+pub type Reloader = Box<dyn Fn() -> Result<Plan, crate::config::ConfigErrors> + Send>;
+
+/// A new pipeline for the running receivers.
+struct Swap {
+    inputs: Vec<plan::InputPlan>,
+    filters: Vec<plan::FilterInstance>,
+    outputs: Vec<plan::OutputInstance>,
+}
+
+/// What identifies an input's socket: what a reload cannot change in place.
+fn socket_identity(s: &crate::input::SyslogSettings) -> String {
+    format!("{} perm={:o} wait={} rcvbuf={:?}", s.endpoint(), s.unix_perm, s.wait_when_full, s.receive_buffer)
+}
+
+/// Check a reloaded plan against the running receivers and carry the
+/// metrics counters over by instance name.
+fn prepare_swap(new: Plan, sockets: &[String], t: &Telemetry) -> Result<Swap, String> {
+    let Plan { inputs, mut filters, mut outputs, warnings, .. } = new;
+    let new_sockets: Vec<String> = inputs.iter().map(|i| socket_identity(&i.settings)).collect();
+    if new_sockets != sockets {
+        return Err(format!(
+            "inputs changed their sockets ({} → {}): that needs a restart",
+            sockets.join("; "),
+            new_sockets.join("; ")
+        ));
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let inputs = inputs
+        .into_iter()
+        .zip(&t.inputs)
+        .map(|(mut i, old)| {
+            i.counters = old.counters.clone();
+            i
+        })
+        .collect();
+    for f in &mut filters {
+        if let Some(old) = t.filters.iter().find(|o| o.name == f.name) {
+            f.counters = old.counters.clone();
+        }
+    }
+    for o in &mut outputs {
+        if let Some(old) = t.outputs.iter().find(|x| x.name == o.name) {
+            o.counters = old.counters.clone();
+        }
+    }
+    Ok(Swap { inputs, filters, outputs })
+}
+
 /// Batches the hand-off may hold regardless of their size.
 const MAX_BATCHES: usize = 4096;
 
-pub fn run(plan: Plan, events: mpsc::Receiver<Event>) -> Result<Outcome, RunError> {
+pub fn run(plan: Plan, events: mpsc::Receiver<Event>, reload: Option<Reloader>) -> Result<Outcome, RunError> {
     let Plan { service, inputs, filters, outputs, warnings } = plan;
+    let sockets: Vec<String> = inputs.iter().map(|i| socket_identity(&i.settings)).collect();
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -106,10 +166,11 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>) -> Result<Outcome, RunErro
     let flush_every = service.flush;
     let (done_tx, done_rx) = mpsc::channel();
     let pipe_reopen = reopen.clone();
+    let (swap_tx, swap_rx) = mpsc::channel::<Swap>();
     let worker = std::thread::Builder::new()
         .name("gatelog-pipeline".into())
         .spawn(move || {
-            drive(&mut pipeline, &intake, flush_every, &pipe_reopen);
+            drive(&mut pipeline, &intake, flush_every, &pipe_reopen, &swap_rx);
             pipeline.close();
             summary(&summary_of);
             let _ = done_tx.send(());
@@ -119,7 +180,18 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>) -> Result<Outcome, RunErro
 
     loop {
         match events.recv() {
-            Ok(Event::Reopen) => reopen.store(true, Ordering::Relaxed),
+            Ok(Event::Reopen) => match (&reload, service.hot_reload) {
+                (Some(reload), true) => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    match reload().map_err(|e| e.to_string()).and_then(|p| prepare_swap(p, &sockets, &telemetry)) {
+                        Ok(swap) => {
+                            let _ = swap_tx.send(swap);
+                        }
+                        Err(e) => tracing::error!("new configuration refused; the running one goes on:\n{e}"),
+                    }
+                }
+                _ => reopen.store(true, Ordering::Relaxed),
+            },
             Ok(Event::Stop) | Err(_) => break,
         }
     }
@@ -153,9 +225,17 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>) -> Result<Outcome, RunErro
 /// The pipeline thread: process batches as they come, flush every
 /// `flush_every`, reopen files when asked; return once every receiver has
 /// hung up and the hand-off is empty.
-fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &AtomicBool) {
+fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &AtomicBool, swaps: &mpsc::Receiver<Swap>) {
     let mut next_flush = Instant::now() + flush_every;
     loop {
+        if let Ok(swap) = swaps.try_recv() {
+            p.close();
+            p.inputs = swap.inputs;
+            p.filters = swap.filters;
+            p.outputs = swap.outputs;
+            p.forget_routes();
+            tracing::info!("configuration reloaded: new filters and outputs in place, sockets kept");
+        }
         let wait = next_flush.saturating_duration_since(Instant::now()).min(Duration::from_millis(200));
         match intake.recv_timeout(wait) {
             Ok(batch) => {

@@ -174,6 +174,11 @@ impl Pipeline {
         }
     }
 
+    /// Drop cached routes (the outputs changed).
+    pub fn forget_routes(&mut self) {
+        self.routes.clear();
+    }
+
     pub fn flush(&mut self) {
         for o in &mut self.outputs {
             o.output.flush(&o.counters);

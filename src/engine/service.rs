@@ -22,6 +22,8 @@ pub struct Service {
     pub http_server: bool,
     pub http_listen: String,
     pub http_port: u16,
+    /// SIGHUP reloads the configuration (filters, outputs, parsers) in place.
+    pub hot_reload: bool,
     /// `Health_Check`: serve `/api/v1/health`, failing when more than
     /// `HC_Errors_Count` output errors or `HC_Retry_Failure_Count` retry
     /// failures happened within the last `HC_Period` seconds.
@@ -46,6 +48,7 @@ impl Service {
             http_server: false,
             http_listen: "0.0.0.0".into(),
             http_port: 2020,
+            hot_reload: false,
             health_check: false,
             hc_errors_count: 5,
             hc_retry_failure_count: 5,
@@ -81,6 +84,7 @@ impl Service {
                             .with_hint("use an IANA name such as Asia/Tokyo, UTC, or an offset such as +09:00")),
                     },
                     "http_server" => prop_bool(p).map(|v| svc.http_server = v),
+                    "hot_reload" => prop_bool(p).map(|v| svc.hot_reload = v),
                     "http_listen" => {
                         svc.http_listen = p.value.clone();
                         Ok(())
