@@ -372,3 +372,66 @@ fn hot_reload_swaps_filters_and_outputs_without_losing_a_record_and_refuses_a_br
     assert!(done.log.contains("configuration reloaded"), "{}", done.log);
     assert!(done.log.contains("new configuration refused") && done.log.contains("unknown output plugin 'fiel'"), "{}", done.log);
 }
+
+#[test]
+fn every_file_format_through_the_binary() {
+    let conf = "[SERVICE]\n    Flush 0.1\n[INPUT]\n    Name syslog\n    Path {dir}/g.sock\n    Tag app\n[FILTER]\n    Name parser\n    Match app\n    Key_Name message\n    Parser json\n"
+        .to_string()
+        + &[("out_file", ""), ("plain", ""), ("csv", ""), ("ltsv", ""), ("template", "    Template {time} {s} {i} {f} {b} {missing}\n")]
+            .iter()
+            .map(|(f, extra)| format!("[OUTPUT]\n    Name file\n    Match app\n    Path {{dir}}/out\n    File {f}.log\n    Format {f}\n{extra}"))
+            .collect::<String>();
+    let mut g = Gatelog::start(&[("f.conf", &conf)], &["-c", "{dir}/f.conf"], &[("TZ", "UTC")]);
+    let sock = g.wait_for("g.sock");
+    send_all(&sock, &[b"<13>Nov 23 16:30:00 host app: {\"s\":\"a\\\"b\",\"i\":-7,\"f\":0.5,\"b\":true,\"n\":null}".to_vec()]);
+    let files = wait_lines(&g.path("out"), 5);
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    let year: i32 = chrono::Datelike::year(&chrono::Utc::now());
+    let mut secs = chrono::NaiveDate::from_ymd_opt(year, 11, 23).unwrap().and_hms_opt(16, 30, 0).unwrap().and_utc().timestamp();
+    // The year closest to now: this test may run in January.
+    let now = chrono::Utc::now().timestamp();
+    if secs - now > 183 * 86400 {
+        secs = chrono::NaiveDate::from_ymd_opt(year - 1, 11, 23).unwrap().and_hms_opt(16, 30, 0).unwrap().and_utc().timestamp();
+    }
+    let get = |name: &str| files.iter().find(|(n, _)| n == name).map(|(_, c)| c.clone()).unwrap();
+    assert_eq!(get("out_file.log"), format!("app: [{secs}.000000000, {{\"s\":\"a\\\"b\",\"i\":-7,\"f\":0.5,\"b\":true,\"n\":null}}]\n"));
+    assert_eq!(get("plain.log"), "{\"s\":\"a\\\"b\",\"i\":-7,\"f\":0.5,\"b\":true,\"n\":null}\n");
+    assert_eq!(get("csv.log"), format!("{secs}.000000000,\"a\"b\",-7,0.500000,true,nil\n"));
+    assert_eq!(get("ltsv.log"), format!("\"time\":{secs}.000000\t\"s\":\"a\"b\"\t\"i\":-7\t\"f\":0.500000\t\"b\":true\t\"n\":nil\n"));
+    assert_eq!(get("template.log"), format!("{secs}.000000 a\"b -7 0.500000 true {{missing}}\n"));
+}
+
+#[test]
+fn stream_modes_frame_newlines_and_octet_counting() {
+    use std::io::Write;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = format!(
+        "[SERVICE]\n    Flush 0.1\n[INPUT]\n    Name syslog\n    Mode tcp\n    Listen 127.0.0.1\n    Port {port}\n    Tag t\n    Parser raw\n    Source_Address_Key peer\n[INPUT]\n    Name syslog\n    Mode unix_tcp\n    Path {{dir}}/s.sock\n    Tag u\n    Parser raw\n[OUTPUT]\n    Name file\n    Match *\n    Path {{dir}}/out\n    Format template\n    Template {{message}}|{{peer}}\n"
+    );
+    let mut g = Gatelog::start(&[("s.conf", &conf)], &["-c", "{dir}/s.conf"], &[]);
+    let sock = g.wait_for("s.sock");
+    let mut tcp = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    tcp.write_all(b"<13>one\r\n<13>tw").unwrap();
+    tcp.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    tcp.write_all(b"o\n15 <13>three\nfour\n").unwrap();
+    drop(tcp);
+    let mut unix = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    unix.write_all(b"<13>five\n").unwrap();
+    drop(unix);
+    let files = wait_lines(&g.path("out"), 4);
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    let t = &files.iter().find(|(n, _)| n == "t").unwrap().1;
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines.len(), 4, "{t}");
+    assert!(lines[0].starts_with("<13>one|127.0.0.1:") && lines[1].starts_with("<13>two|127.0.0.1:"), "{t}");
+    assert!(lines[2].starts_with("<13>three") && lines[3].starts_with("four|"), "{t}");
+    assert_eq!(files.iter().find(|(n, _)| n == "u").unwrap().1, "<13>five|{peer}\n");
+}
