@@ -6,6 +6,10 @@
 //!
 //! Prints CPU microseconds per record (getrusage, user+sys) per job.
 
+#[path = "bench/load.rs"]
+#[allow(dead_code)]
+mod load;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,18 +33,11 @@ fn cpu() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
+/// The benchmark's nginx-shaped datagram.
 fn message(seq: u64) -> Vec<u8> {
-    format!(
-        "<190>Nov 23 16:30:00 istio-ingressgateway-7d9f-abcde nginx: {{\"time\":\"2026-11-23T16:30:00+09:00\",\
-         \"remote_addr\":\"10.20.30.40\",\"x_forwarded_for\":\"203.0.113.7, 10.0.0.1\",\"vhost\":\"shop.example.com\",\
-         \"method\":\"GET\",\"uri\":\"/api/v1/catalog/items/4711?lang=ja&page=3&seq={seq}\",\"protocol\":\"HTTP/1.1\",\
-         \"status\":200,\"body_bytes_sent\":5123,\"referer\":\"https://shop.example.com/catalog?page=2\",\
-         \"user_agent\":\"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\",\
-         \"request_time\":0.012,\"upstream_addr\":\"10.1.2.3:8080\",\"upstream_status\":\"200\",\
-         \"upstream_response_time\":\"0.011\",\"request_id\":\"5f1c9a0e7b2d4c3a9e8f7a6b5c4d{seq:08x}\",\
-         \"bytes_sent\":5400,\"seq\":{seq}}}"
-    )
-    .into_bytes()
+    let mut buf = Vec::new();
+    load::message(seq, &mut buf);
+    buf
 }
 
 fn job(name: &str, dir: &Path) -> String {
