@@ -318,7 +318,9 @@ impl SyslogSettings {
                     wait_when_full: self.wait_when_full,
                     unlink: self.mode.is_unix().then(|| self.path.clone()).flatten(),
                 };
+                let span = tracing::info_span!("input", name = %self.name);
                 thread.spawn(move || {
+                    let _span = span.entered();
                     rx.run();
                     drop(keep); // the socket closes only after the final drain
                 })
@@ -343,7 +345,8 @@ impl SyslogSettings {
                     want_peer,
                     unlink: self.mode.is_unix().then(|| self.path.clone()).flatten(),
                 };
-                thread.spawn(move || server.run())
+                let span = tracing::info_span!("input", name = %self.name);
+                thread.spawn(move || span.in_scope(|| server.run()))
             }
         }
     }
