@@ -210,6 +210,10 @@ impl Io {
                 dest.buf.splice(0..0, header);
             }
         }
+        // Where this write starts: a write that fails half way (disk full)
+        // is cut back to here, so no partial line is left for the next
+        // record to be glued onto.
+        let before = of.file.metadata().map(|m| m.len()).ok();
         match of.file.write_all(&dest.buf) {
             Ok(()) => {
                 counters.proc_records.add(dest.pending);
@@ -217,6 +221,9 @@ impl Io {
                 self.reset(dest);
             }
             Err(e) => {
+                if let Some(len) = before {
+                    let _ = of.file.set_len(len);
+                }
                 dest.file = None;
                 self.fail(path, dest, "write", &e, counters);
             }
