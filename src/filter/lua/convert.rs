@@ -1,18 +1,13 @@
-//! Records to Lua tables and back, with Fluent Bit's type mapping (reference
-//! §5.3) so the same script gives the same output:
-//!
-//! - In: null → `nil` (the key disappears) or the `flb_null` sentinel with
-//!   `enable_flb_null`; numbers → Lua numbers (doubles); strings → strings;
-//!   arrays → tables with keys 1..n; maps → tables where a duplicate key's
-//!   last value wins (as `lua_settable`).
-//! - Out: a number with an integral value → `Int`, else `Float` (so JSON
-//!   `1.0` comes back as `1`); `type_int_key` keys (at any depth) → `Int`,
-//!   truncated; `type_array_key` keys → arrays, even when empty; a table whose
-//!   keys are all positive integers → array (holes → null, at most half of
-//!   the slots may be holes so a sparse `{[1e9]=1}` cannot balloon), any
-//!   other table → map, the empty table → empty map; `flb_null` → null;
-//!   functions, userdata and threads are dropped (Fluent Bit writes a
-//!   corrupt map there); invalid UTF-8 → U+FFFD.
+//! Lua tables back to records, with Fluent Bit's type mapping (reference
+//! §5.3, "Lua → msgpack") so the same script gives the same output: a number
+//! with an integral value → `Int`, else `Float` (so JSON `1.0` comes back as
+//! `1`); `type_int_key` keys (at any depth) → `Int`, truncated;
+//! `type_array_key` keys → arrays, even when empty; a table whose keys are
+//! all positive integers → array (holes → null, at most half of the slots
+//! may be holes so a sparse `{[1e9]=1}` cannot balloon), any other table →
+//! map, the empty table → empty map; `flb_null` → null; functions, userdata
+//! and threads are dropped (Fluent Bit writes a corrupt map there); invalid
+//! UTF-8 → U+FFFD. (The way in is [`super::push`].)
 //!
 //! Key order (gatelog's choice; Fluent Bit gives Lua's hash order): keys the
 //! original map had keep its order (a duplicated key sits at its first
@@ -20,32 +15,24 @@
 //! deterministic. Nested maps are ordered the same way against the original
 //! nested map.
 //!
-//! The common case of one returned record goes through [`super::reuse`],
-//! which applies these rules while moving unchanged strings out of the
-//! original record; this module handles split records and nested values.
-//!
-//! Speed: tables are created with their final size, frequently used key
-//! strings are interned once per VM (a bounded cache), and no intermediate
-//! format (JSON, msgpack) is involved.
+//! The common case of one flat record goes through [`super::reuse`], which
+//! applies these rules on the raw stack while moving unchanged strings out
+//! of the original record; this module, on mlua's typed values, handles the
+//! rest: nested tables, non-string keys and split records.
 
 use std::collections::HashMap;
 
-use mlua::{IntoLua, LightUserData, Lua, Table};
+use mlua::Table;
 
 use crate::record::{lossy_string, Map, Value};
 
 /// Nesting deeper than this is refused (a table that contains itself would
 /// otherwise recurse forever).
 pub(crate) const MAX_DEPTH: usize = 64;
-const KEY_CACHE_MAX: usize = 512;
-const KEY_CACHE_MAX_LEN: usize = 64;
 
 pub(crate) struct Converter {
-    /// Interned key strings; bounded, first come first kept.
-    keys: HashMap<String, mlua::String>,
     int_keys: Vec<String>,
     array_keys: Vec<String>,
-    flb_null: bool,
 }
 
 /// The shape of a table read back from Lua.
@@ -55,95 +42,34 @@ pub(crate) enum Shape {
     Map(Vec<(mlua::Value, mlua::Value)>),
 }
 
-fn null_sentinel() -> LightUserData {
-    LightUserData(std::ptr::null_mut())
-}
-
 impl Converter {
-    pub(crate) fn new(int_keys: Vec<String>, array_keys: Vec<String>, flb_null: bool) -> Self {
-        Converter { keys: HashMap::new(), int_keys, array_keys, flb_null }
+    pub(crate) fn new(int_keys: Vec<String>, array_keys: Vec<String>) -> Self {
+        Converter { int_keys, array_keys }
     }
 
-    /// A record's fields as a fresh Lua table.
-    pub(crate) fn to_table(&mut self, lua: &Lua, map: &Map) -> mlua::Result<Table> {
-        self.map_to_table(lua, map, 0)
-    }
-
-    fn map_to_table(&mut self, lua: &Lua, map: &Map, depth: usize) -> mlua::Result<Table> {
-        if depth >= MAX_DEPTH {
-            return Err(too_deep());
-        }
-        let t = lua.create_table_with_capacity(0, map.len())?;
-        for (k, v) in map.iter() {
-            match v {
-                Value::Str(s) => self.set(lua, &t, k, s.as_str())?,
-                Value::Int(i) => self.set(lua, &t, k, *i as f64)?,
-                Value::Float(f) => self.set(lua, &t, k, *f)?,
-                Value::Bool(b) => self.set(lua, &t, k, *b)?,
-                Value::Null if self.flb_null => self.set(lua, &t, k, null_sentinel())?,
-                // Assigning nil removes an earlier duplicate, as lua_settable does.
-                Value::Null => self.set(lua, &t, k, mlua::Value::Nil)?,
-                Value::Array(a) => {
-                    let sub = self.array_to_table(lua, a, depth + 1)?;
-                    self.set(lua, &t, k, sub)?
-                }
-                Value::Map(m) => {
-                    let sub = self.map_to_table(lua, m, depth + 1)?;
-                    self.set(lua, &t, k, sub)?
-                }
-            }
-        }
-        Ok(t)
-    }
-
-    fn array_to_table(&mut self, lua: &Lua, items: &[Value], depth: usize) -> mlua::Result<Table> {
-        if depth >= MAX_DEPTH {
-            return Err(too_deep());
-        }
-        let t = lua.create_table_with_capacity(items.len(), 0)?;
-        for (i, v) in items.iter().enumerate() {
-            let v = self.value_to_lua(lua, v, depth)?;
-            if !v.is_nil() {
-                t.raw_set(i as i64 + 1, v)?;
-            }
-        }
-        Ok(t)
-    }
-
-    fn value_to_lua(&mut self, lua: &Lua, v: &Value, depth: usize) -> mlua::Result<mlua::Value> {
-        Ok(match v {
-            Value::Null if self.flb_null => mlua::Value::LightUserData(null_sentinel()),
-            Value::Null => mlua::Value::Nil,
-            Value::Bool(b) => mlua::Value::Boolean(*b),
-            Value::Int(i) => mlua::Value::Number(*i as f64),
-            Value::Float(f) => mlua::Value::Number(*f),
-            Value::Str(s) => mlua::Value::String(lua.create_string(s)?),
-            Value::Array(a) => mlua::Value::Table(self.array_to_table(lua, a, depth + 1)?),
-            Value::Map(m) => mlua::Value::Table(self.map_to_table(lua, m, depth + 1)?),
-        })
-    }
-
-    /// `t[k] = v` with `k` interned when it is short and the cache has room.
-    fn set(&mut self, lua: &Lua, t: &Table, k: &str, v: impl IntoLua) -> mlua::Result<()> {
-        if let Some(key) = self.keys.get(k) {
-            return t.raw_set(key, v);
-        }
-        if k.len() <= KEY_CACHE_MAX_LEN && self.keys.len() < KEY_CACHE_MAX {
-            let key = lua.create_string(k)?;
-            t.raw_set(&key, v)?;
-            self.keys.insert(k.to_owned(), key);
-            return Ok(());
-        }
-        t.raw_set(k, v)
+    /// The `type_int_key` names.
+    pub(crate) fn int_keys(&self) -> &[String] {
+        &self.int_keys
     }
 
     /// A table returned by the script as a record's fields, ordered against
     /// `hint` (the original fields).
     pub(crate) fn to_map(&self, t: &Table, hint: Option<&Map>) -> mlua::Result<Map> {
         match shape(t)? {
-            Shape::Map(pairs) => self.pairs_to_map(t, pairs, hint, 0),
+            Shape::Map(pairs) => self.map_from_pairs(t, pairs, hint),
             Shape::Array(items) => self.pairs_to_map(t, indexed(items), hint, 0),
         }
+    }
+
+    /// The pairs of a map-shaped table `t` (from [`shape`]) as a record's
+    /// fields, ordered against `hint`.
+    pub(crate) fn map_from_pairs(
+        &self,
+        t: &Table,
+        pairs: Vec<(mlua::Value, mlua::Value)>,
+        hint: Option<&Map>,
+    ) -> mlua::Result<Map> {
+        self.pairs_to_map(t, pairs, hint, 0)
     }
 
     fn pairs_to_map(
@@ -334,5 +260,9 @@ fn sort_by_original(out: Vec<(String, Value)>, hint: &Map) -> Vec<(String, Value
 }
 
 fn too_deep() -> mlua::Error {
-    mlua::Error::runtime(format!("record nested deeper than {MAX_DEPTH} levels (a table that contains itself?)"))
+    mlua::Error::runtime(too_deep_message())
+}
+
+pub(crate) fn too_deep_message() -> String {
+    format!("record nested deeper than {MAX_DEPTH} levels (a table that contains itself?)")
 }

@@ -15,12 +15,16 @@
 //!   [`Budget`], which mlua's app data keeps alive as long as the VM) and the
 //!   error message is pre-built there, so raising it allocates nothing.
 //! - Memory: mlua's allocator limit (it works with LuaJIT's GC64 allocator
-//!   hook). It is armed only while script code runs: record conversion
-//!   happens with the limit lifted, because with a limit set every table
-//!   write goes through a protected call (several times slower), and a
-//!   converted record is bounded by the input size anyway. Lua 5.1 has no
-//!   emergency GC, so after a limit trips the VM is collected fully before
-//!   the next record.
+//!   hook); arming it is one field store in the allocator's state, so it
+//!   costs nothing per record. It is armed only while script code runs:
+//!   record conversion happens with the limit lifted, so it never fails
+//!   half-way on a limit (a converted record is bounded by the input size
+//!   anyway). The allocator refuses the very allocation that would cross
+//!   the limit, which a check of `collectgarbage("count")` in the count hook
+//!   could not (one `string.rep` allocates any size in one instruction).
+//!   Lua 5.1 has no emergency GC, so after a limit trips the VM is collected
+//!   fully before the next record (and the crossing keeps the collector's
+//!   pause modest near the limit, see `crossing.rs`).
 //!
 //! C functions that do not run VM instructions (a pathological
 //! `string.find` pattern) cannot be interrupted; that is LuaJIT's limit.
@@ -53,13 +57,6 @@ struct Budget {
     limit: u64,
     remaining: AtomicU64,
     tripped: AtomicBool,
-}
-
-/// Why a call failed, when a limit is the reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tripped {
-    Instructions,
-    Memory,
 }
 
 impl Limits {
@@ -95,6 +92,18 @@ impl Limits {
     /// Before running script code: a fresh instruction budget and the
     /// memory limit on.
     pub(crate) fn arm(&self, lua: &Lua) {
+        self.reset(lua);
+        self.memory_on(lua);
+    }
+
+    /// After the script returned: lift the memory limit for conversion.
+    pub(crate) fn disarm(&self, lua: &Lua) {
+        self.memory_off(lua);
+    }
+
+    /// A fresh instruction budget (and the normal hook period again after a
+    /// trip).
+    pub(crate) fn reset(&self, lua: &Lua) {
         let b = &self.budget;
         if b.limit > 0 {
             b.remaining.store(b.limit, Ordering::Relaxed);
@@ -108,25 +117,31 @@ impl Limits {
                 };
             }
         }
+    }
+
+    /// Arm the memory limit (a field store in mlua's allocator state; may be
+    /// called inside `exec_raw`).
+    pub(crate) fn memory_on(&self, lua: &Lua) {
         if self.memory_limit > 0 {
             // Cannot fail: the VM is created with mlua's allocator.
             let _ = lua.set_memory_limit(self.memory_limit);
         }
     }
 
-    /// After the script returned: lift the memory limit for conversion.
-    pub(crate) fn disarm(&self, lua: &Lua) {
+    pub(crate) fn memory_off(&self, lua: &Lua) {
         if self.memory_limit > 0 {
             let _ = lua.set_memory_limit(0);
         }
     }
 
-    /// Which limit (if any) ended the last call; `err` is its error.
-    pub(crate) fn tripped(&self, err: &mlua::Error) -> Option<Tripped> {
-        if self.budget.tripped.load(Ordering::Relaxed) {
-            return Some(Tripped::Instructions);
-        }
-        is_memory_error(err).then_some(Tripped::Memory)
+    /// The memory limit in bytes (0: none).
+    pub(crate) fn memory_limit(&self) -> usize {
+        self.memory_limit
+    }
+
+    /// Whether the instruction budget ran out during the last call.
+    pub(crate) fn instructions_tripped(&self) -> bool {
+        self.budget.tripped.load(Ordering::Relaxed)
     }
 
     /// Release what a runaway call left behind (no emergency GC in Lua 5.1).
@@ -172,15 +187,6 @@ unsafe extern "C-unwind" fn count_hook(state: *mut ffi::lua_State, _ar: *mut ffi
     ffi::lua_error(state);
 }
 
-fn is_memory_error(err: &mlua::Error) -> bool {
-    match err {
-        mlua::Error::MemoryError(_) => true,
-        mlua::Error::CallbackError { cause, .. } => is_memory_error(cause),
-        mlua::Error::WithContext { cause, .. } => is_memory_error(cause),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,7 +204,7 @@ mod tests {
         let limits = Limits::install(&lua, 100_000, 0).unwrap();
         limits.arm(&lua);
         let err = lua.load("local i = 0 while true do i = i + 1 end").exec().unwrap_err();
-        assert_eq!(limits.tripped(&err), Some(Tripped::Instructions));
+        assert!(limits.instructions_tripped(), "{err}");
         assert!(err.to_string().contains("instruction limit of 100000 exceeded"), "{err}");
         limits.arm(&lua);
         assert_eq!(lua.load("local s = 0 for i = 1, 1000 do s = s + i end return s").eval::<i64>().unwrap(), 500500);
@@ -210,7 +216,7 @@ mod tests {
         let limits = Limits::install(&lua, 50_000, 0).unwrap();
         limits.arm(&lua);
         let err = lua.load("while true do pcall(function() while true do end end) end").exec().unwrap_err();
-        assert_eq!(limits.tripped(&err), Some(Tripped::Instructions));
+        assert!(limits.instructions_tripped(), "{err}");
     }
 
     #[test]
@@ -220,10 +226,10 @@ mod tests {
         limits.arm(&lua);
         let err =
             lua.load("coroutine.wrap(function() for i = 1, 1e5 do end end)() while true do end").exec().unwrap_err();
-        assert_eq!(limits.tripped(&err), Some(Tripped::Instructions));
+        assert!(limits.instructions_tripped(), "{err}");
         limits.arm(&lua);
         let err = lua.load("coroutine.wrap(function() while true do end end)()").exec().unwrap_err();
-        assert_eq!(limits.tripped(&err), Some(Tripped::Instructions));
+        assert!(limits.instructions_tripped(), "{err}");
     }
 
     #[test]
@@ -232,7 +238,7 @@ mod tests {
         let limits = Limits::install(&lua, 0, 16_000_000).unwrap();
         limits.arm(&lua);
         let err = lua.load("local t = {} while true do t[#t + 1] = string.rep('x', 1e6) .. #t end").exec().unwrap_err();
-        assert_eq!(limits.tripped(&err), Some(Tripped::Memory));
+        assert!(matches!(err, mlua::Error::MemoryError(_)) && !limits.instructions_tripped(), "{err}");
         limits.disarm(&lua);
         limits.recover(&lua);
         assert!(lua.used_memory() < 4_000_000, "{}", lua.used_memory());

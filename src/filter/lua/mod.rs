@@ -25,41 +25,48 @@
 //! [`convert`]); a script error affects only its own record (Fluent Bit
 //! passes the whole chunk, which in 1.8 is one datagram anyway).
 //!
+//! Speed: each record crosses into Lua and back in one protected call on
+//! the raw C API ([`crossing`], with [`push`] the way in and [`reuse`] the
+//! way back for a flat record; [`stack`] holds the `unsafe`), so the
+//! sidecar script costs about 3 µs per record (`examples/lua_bench.rs`).
+//!
 //! `LuaFilter` is `Send` by an `unsafe impl` (see the SAFETY note below)
 //! because mlua is built without its `send` feature; enabling that feature
 //! would make the impl unnecessary.
 
 mod convert;
+mod crossing;
+mod keys;
 mod limits;
 mod options;
+mod push;
 mod reuse;
+mod stack;
 mod vm;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use mlua::{Function, Lua, Table};
+use mlua::{Lua, Table};
 
 use crate::config::{ConfigError, Section};
 use crate::ratelimit::RateLimiter;
-use crate::record::{Map, Record, Timestamp};
+use crate::record::{Map, Record, Timestamp, Value};
 use crate::stats::FilterCounters;
 
 pub use options::{DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT};
 
 use convert::{Converter, Shape};
-use limits::{Limits, Tripped};
+use crossing::{Crossing, Input, Step, Vm};
+use limits::Limits;
 use options::Settings;
 
 /// One `[FILTER] Name lua` instance with its own VM.
 pub struct LuaFilter {
     lua: Lua,
-    func: Function,
     limits: Limits,
     conv: Converter,
-    /// The last tag passed to Lua (records of one input share one tag).
-    tag: Option<(Arc<str>, mlua::String)>,
-    time_as_table: bool,
+    crossing: Crossing,
     protected_mode: bool,
     instance: String,
     /// `script` path or `<instance>.code`, for log lines.
@@ -68,23 +75,23 @@ pub struct LuaFilter {
 }
 
 // SAFETY: mlua without its `send` feature marks `Lua` and its handles `!Send`
-// because they share reference counts. Every handle into this VM (`lua`,
-// `func`, the interned strings in `conv` and `tag`, the hook's budget) is
-// owned by this struct and never handed out, so the whole VM moves between
-// threads as one unit and is only used through `&mut self`. mlua keeps no
-// thread-local state, and a LuaJIT state is not tied to a thread.
+// because they share reference counts, and the crossing's key cache holds
+// raw addresses of strings inside the VM. Every handle into this VM (`lua`,
+// the anchor table's registry key and interned strings in `crossing`, the
+// hook's budget) is owned by this struct and never handed out, so the whole
+// VM moves between threads as one unit and is only used through
+// `&mut self`. mlua keeps no thread-local state, and a LuaJIT state is not
+// tied to a thread.
 unsafe impl Send for LuaFilter {}
 
 /// What the script asked for.
 enum Outcome {
     Drop,
     Keep,
-    /// One record, built by moving the original's unchanged strings.
-    ReplaceOne {
-        time: Timestamp,
-        plan: reuse::Plan,
-    },
-    /// A split: one record per element.
+    /// One record, built in place from the original by the crossing's plan.
+    ReplaceOne(Timestamp),
+    /// Records converted from a table the fast path does not read (nested
+    /// tables, a split into several records).
     Replace {
         time: Timestamp,
         records: Vec<Map>,
@@ -103,17 +110,16 @@ impl LuaFilter {
         let lua = vm::new_vm().map_err(vm_error)?;
         let limits = Limits::install(&lua, settings.instruction_limit, settings.memory_limit).map_err(vm_error)?;
         let func = vm::load(&lua, &settings, instance, &limits).map_err(|e| vec![e])?;
+        let crossing = Crossing::new(&lua, func, settings.enable_flb_null, settings.time_as_table).map_err(vm_error)?;
         let script = match &settings.source {
             options::Source::File(p) => p.display().to_string(),
             options::Source::Inline(_) => format!("{instance}.code"),
         };
         Ok(LuaFilter {
-            conv: Converter::new(settings.type_int_keys, settings.type_array_keys, settings.enable_flb_null),
+            conv: Converter::new(settings.type_int_keys, settings.type_array_keys),
             lua,
-            func,
             limits,
-            tag: None,
-            time_as_table: settings.time_as_table,
+            crossing,
             protected_mode: settings.protected_mode,
             instance: instance.to_owned(),
             script,
@@ -125,21 +131,23 @@ impl LuaFilter {
     /// emits several, `-1` none). Errors pass the record unchanged and count
     /// `errors`; drops count `drop_records`, extra split records `add_records`.
     pub fn apply(&mut self, rec: Record, out: &mut Vec<Record>, counters: &FilterCounters) {
-        match self.run(&rec) {
-            Ok(Outcome::Keep) => out.push(rec),
+        let Record { tag, time, fields } = rec;
+        let mut fields = fields.into_pairs();
+        match self.run(&tag, time, &mut fields) {
+            Ok(Outcome::Keep) => out.push(Record::new(tag, time, Map::from_pairs(fields))),
             Ok(Outcome::Drop) => counters.drop_records.inc(),
-            Ok(Outcome::ReplaceOne { time, plan }) => {
-                let fields = reuse::materialize(plan, rec.fields);
-                out.push(Record::new(rec.tag, time, fields));
+            Ok(Outcome::ReplaceOne(new_time)) => {
+                reuse::materialize(&mut self.crossing.plan, &mut fields);
+                out.push(Record::new(tag, new_time, Map::from_pairs(fields)));
             }
             Ok(Outcome::Replace { time, records }) => {
                 counters.add_records.add(records.len().saturating_sub(1) as u64);
-                out.extend(records.into_iter().map(|fields| Record::new(rec.tag.clone(), time, fields)));
+                out.extend(records.into_iter().map(|fields| Record::new(tag.clone(), time, fields)));
             }
             Err(message) => {
                 counters.errors.inc();
                 self.report(&message);
-                out.push(rec);
+                out.push(Record::new(tag, time, Map::from_pairs(fields)));
             }
         }
     }
@@ -154,64 +162,59 @@ impl LuaFilter {
         }
     }
 
-    fn run(&mut self, rec: &Record) -> Result<Outcome, String> {
-        let lua = &self.lua;
+    /// Run the script on a record's `fields` (left intact unless the outcome
+    /// is `ReplaceOne`, whose plan then applies to them).
+    fn run(&mut self, tag: &Arc<str>, time: Timestamp, fields: &mut Vec<(String, Value)>) -> Result<Outcome, String> {
         let conversion = |e: mlua::Error| format!("record conversion failed: {}", vm::first_line(&e));
-        let record = self.conv.to_table(lua, &rec.fields).map_err(conversion)?;
-        let time = timestamp_in(lua, rec.time, self.time_as_table).map_err(conversion)?;
-        let tag = match &self.tag {
-            Some((t, s)) if Arc::ptr_eq(t, &rec.tag) || **t == *rec.tag => s.clone(),
-            _ => {
-                let s = lua.create_string(&*rec.tag).map_err(conversion)?;
-                self.tag = Some((rec.tag.clone(), s.clone()));
-                s
-            }
-        };
-
-        self.limits.arm(lua);
-        let result = self.func.call::<(mlua::Value, mlua::Value, mlua::Value)>((tag, time, record));
-        self.limits.disarm(lua);
-        let (code, time, table) = match result {
+        let vm = Vm { lua: &self.lua, limits: &self.limits, conv: &self.conv };
+        let called = self.crossing.call(&vm, &Input { tag, time, fields });
+        let (step, table) = match called {
             Ok(r) => r,
             Err(e) => {
-                let tripped = self.limits.tripped(&e);
-                if tripped.is_some() {
-                    self.limits.recover(lua);
+                if self.limits.instructions_tripped() {
+                    self.limits.recover(&self.lua);
                 }
-                return Err(match tripped {
-                    Some(Tripped::Memory) => format!("{} (memory_limit reached)", vm::first_line(&e)),
-                    _ => vm::first_line(&e),
-                });
+                return Err(conversion(e));
             }
         };
-
-        match return_code(&code) {
-            -1 => Ok(Outcome::Drop),
-            0 => Ok(Outcome::Keep),
-            c @ (1 | 2) => {
-                let time = if c == 1 { timestamp_out(&time).unwrap_or(rec.time) } else { rec.time };
-                let mlua::Value::Table(table) = table else {
-                    return Err(format!("code {c} returned with a {} instead of a table", table.type_name()));
+        match step {
+            Step::Drop => Ok(Outcome::Drop),
+            Step::Keep => Ok(Outcome::Keep),
+            Step::Replace(time) => Ok(Outcome::ReplaceOne(time)),
+            Step::Convert(time) => {
+                let Some(table) = table else {
+                    return Err("record conversion failed: the returned table was lost".into());
                 };
-                self.records(&table, &rec.fields, time).map_err(conversion)?
+                let original = Map::from_pairs(std::mem::take(fields));
+                let result = self.records(&table, &original, time);
+                *fields = original.into_pairs();
+                result.map_err(conversion)?
             }
-            c => Err(format!("unexpected return code {c}, original record kept")),
+            Step::ScriptError { message, out_of_memory } => {
+                let instructions = self.limits.instructions_tripped();
+                if instructions || out_of_memory {
+                    self.limits.recover(&self.lua);
+                }
+                Err(if out_of_memory && !instructions { format!("{message} (memory_limit reached)") } else { message })
+            }
+            Step::Invalid(message) => Err(message),
         }
     }
 
-    /// The returned table as one record, or one per element of an array of
-    /// tables. Inner `Err`: the table is not a valid record (Fluent Bit 1.8:
-    /// "invalid table returned"), e.g. empty or an array holding a non-table.
+    /// A returned table the fast path left: one record, or one per element
+    /// of an array of tables. Inner `Err`: the table is not a valid record
+    /// (Fluent Bit 1.8: "invalid table returned"), e.g. empty or an array
+    /// holding a non-table.
     fn records(&self, table: &Table, original: &Map, time: Timestamp) -> mlua::Result<Result<Outcome, String>> {
         let elements = match convert::shape(table)? {
             Shape::Array(items) if items.iter().all(|v| matches!(v, mlua::Value::Table(_))) => items,
             Shape::Array(_) => return Ok(Err("returned array holds something other than record tables".into())),
             Shape::Map(pairs) => {
-                let plan = reuse::plan(&self.conv, table, pairs, original)?;
-                if plan.is_empty() {
+                let map = self.conv.map_from_pairs(table, pairs, Some(original))?;
+                if map.is_empty() {
                     return Ok(Err("returned record is empty".into()));
                 }
-                return Ok(Ok(Outcome::ReplaceOne { time, plan }));
+                return Ok(Ok(Outcome::Replace { time, records: vec![map] }));
             }
         };
         let mut records = Vec::with_capacity(elements.len());
@@ -226,45 +229,12 @@ impl LuaFilter {
         }
         Ok(Ok(Outcome::Replace { time, records }))
     }
-}
 
-/// The record's time as Lua sees it.
-fn timestamp_in(lua: &Lua, t: Timestamp, as_table: bool) -> mlua::Result<mlua::Value> {
-    if !as_table {
-        return Ok(mlua::Value::Number(t.as_f64()));
-    }
-    let table = lua.create_table_with_capacity(0, 2)?;
-    table.raw_set("sec", t.secs as f64)?;
-    table.raw_set("nsec", f64::from(t.nanos))?;
-    Ok(mlua::Value::Table(table))
-}
-
-/// The script's returned time: a number, or a `{sec=, nsec=}` table.
-fn timestamp_out(v: &mlua::Value) -> Option<Timestamp> {
-    match v {
-        mlua::Value::Integer(i) => Some(Timestamp::new(*i, 0)),
-        mlua::Value::Number(f) => Some(Timestamp::from_f64(*f)),
-        mlua::Value::Table(t) => {
-            let sec: f64 = t.raw_get("sec").ok()?;
-            let nsec: f64 = t.raw_get::<Option<f64>>("nsec").ok()?.unwrap_or(0.0);
-            if !sec.is_finite() || !(0.0..1e9).contains(&nsec) {
-                return None;
-            }
-            Some(Timestamp::new(sec as i64, nsec as u32))
-        }
-        mlua::Value::String(s) => s.to_str().ok()?.trim().parse::<f64>().ok().map(Timestamp::from_f64),
-        _ => None,
-    }
-}
-
-/// `lua_tointeger` of the first result: numbers truncate, numeric strings
-/// convert, anything else (including no result) is 0 = keep.
-fn return_code(v: &mlua::Value) -> i64 {
-    match v {
-        mlua::Value::Integer(i) => *i,
-        mlua::Value::Number(f) if f.is_finite() => *f as i64,
-        mlua::Value::String(s) => s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()).map_or(0, |f| f as i64),
-        _ => 0,
+    /// The error `apply` would report for `rec`, if any.
+    #[cfg(test)]
+    fn error_of(&mut self, rec: &Record) -> Option<String> {
+        let mut fields = rec.fields.clone().into_pairs();
+        self.run(&rec.tag, rec.time, &mut fields).err()
     }
 }
 

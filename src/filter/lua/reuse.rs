@@ -1,179 +1,217 @@
-//! The fast way back for the common case (one record returned): build the
-//! result by *moving* the original record's key and value strings wherever
-//! Lua still holds the same bytes, instead of allocating copies. In the
-//! sidecar pipeline every field but the added one is unchanged, so the
-//! result costs one allocation instead of two per field.
+//! The fast way back for the common case (one flat record returned): read
+//! the Lua table once with `lua_next` and rebuild the record *in place*,
+//! moving the original's key and value strings wherever Lua still holds the
+//! same bytes. In the sidecar pipeline every field but the added one is
+//! unchanged, so the result costs one allocation (the new field) instead of
+//! two per field.
 //!
-//! Two phases keep the original intact until success: [`plan`] reads the
-//! Lua table and records, per output field, where its key and value come
-//! from (an original slot or a new value) — it may fail; [`materialize`]
-//! then consumes the original and cannot fail. Order and type rules are
-//! those of [`super::convert`]: original keys in their first-occurrence
-//! order, new keys after, sorted bytewise.
+//! Two phases keep the original intact until success: [`walk`] reads the
+//! table into a [`Plan`] (one slot per original position, plus the new
+//! fields) and may give up; [`materialize`] then rewrites the original's
+//! field vector and cannot fail.
+//!
+//! Rules (those of [`super::convert`]): a key is an original one when its
+//! interned address is in [`Origins`] (or, for keys pushed uninterned, by
+//! bytes); it keeps its first position and gets the value Lua holds, which
+//! is the original *last* value's string moved when the bytes are equal
+//! (compared, not trusted from the address: the GC may have reused it), or
+//! converted otherwise. New keys follow, sorted bytewise. A number with an
+//! integral value becomes `Int` (`type_int_key`: truncated), `flb_null`
+//! null, functions and other userdata are dropped. Valid UTF-8 is copied
+//! once; invalid bytes become U+FFFD. A nested table or a non-string key
+//! makes the walk give up ([`Walked::Other`]).
 
 use std::collections::HashMap;
 
-use super::convert::{key_string, Converter};
-use crate::record::{Map, Value};
+use super::convert::number;
+use super::keys::{Origin, Origins};
+use super::stack::{Kind, Stack};
+use crate::record::{lossy_string, Value};
 
-enum From<T> {
-    Original(usize),
-    New(T),
+enum Slot {
+    Absent,
+    /// The original value at this index, moved.
+    Keep(usize),
+    New(Value),
 }
 
-/// One output field.
-struct Field {
-    /// Sort rank: first position of the key in the original, or MAX.
-    rank: usize,
-    key: From<String>,
-    value: From<Value>,
+/// Where each output field comes from; reused between records.
+#[derive(Default)]
+pub(crate) struct Plan {
+    /// Indexed by the original key's first position.
+    slots: Vec<Slot>,
+    /// Keys the original did not have.
+    added: Vec<(String, Value)>,
 }
 
-/// Where each output field comes from; see [`materialize`].
-pub(crate) struct Plan(Vec<Field>);
-
-impl Plan {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+/// How the walk ended.
+pub(crate) enum Walked {
+    /// The plan holds the record.
+    Record,
+    /// No field survived (Fluent Bit: "invalid table returned").
+    Empty,
+    /// The table needs the general conversion.
+    Other,
 }
 
-/// For each original key: (first index, last index). Linear scans for the
-/// usual small record, a hash map for a large one.
-struct Positions<'a> {
-    pairs: Vec<(&'a str, &'a Value)>,
-    index: Option<HashMap<&'a str, (usize, usize)>>,
-}
-
-impl<'a> Positions<'a> {
-    fn new(map: &'a Map) -> Self {
-        let index = (map.len() > 32).then(|| {
-            let mut m: HashMap<&str, (usize, usize)> = HashMap::with_capacity(map.len());
-            for (i, (k, _)) in map.iter().enumerate() {
-                m.entry(k).and_modify(|e| e.1 = i).or_insert((i, i));
+/// Read the table at `t` against the `original` fields.
+pub(crate) fn walk(
+    st: &mut Stack,
+    t: i32,
+    origins: &Origins,
+    original: &[(String, Value)],
+    int_keys: &[String],
+    plan: &mut Plan,
+) -> Walked {
+    plan.slots.clear();
+    plan.slots.resize_with(original.len(), || Slot::Absent);
+    plan.added.clear();
+    let mut lookup = Lookup { origins, original, by_bytes: None };
+    let mut fields = 0usize;
+    let base = st.top();
+    st.push_nil();
+    while st.next(t) {
+        match read_pair(st, &mut lookup, int_keys) {
+            Pair::Original(first, slot) => {
+                if let Some(s) = plan.slots.get_mut(first) {
+                    *s = slot;
+                    fields += 1;
+                }
             }
-            m
-        });
-        Positions { pairs: map.iter().collect(), index }
-    }
-
-    fn find(&self, key: &[u8]) -> Option<(usize, usize)> {
-        let key = std::str::from_utf8(key).ok()?;
-        match &self.index {
-            Some(m) => m.get(key).copied(),
-            None => {
-                let first = self.pairs.iter().position(|(k, _)| *k == key)?;
-                let last = self.pairs.iter().rposition(|(k, _)| *k == key).unwrap_or(first);
-                Some((first, last))
+            Pair::New(k, v) => {
+                plan.added.push((k, v));
+                fields += 1;
+            }
+            Pair::Dropped => {}
+            Pair::Other => {
+                st.set_top(base);
+                return Walked::Other;
             }
         }
+        // Pop the value, keep the key for `next`.
+        st.set_top(-2);
     }
-
-    fn key(&self, i: usize) -> Option<&'a str> {
-        self.pairs.get(i).map(|(k, _)| *k)
-    }
-
-    fn value(&self, i: usize) -> Option<&'a Value> {
-        self.pairs.get(i).map(|(_, v)| *v)
+    if fields == 0 {
+        Walked::Empty
+    } else {
+        Walked::Record
     }
 }
 
-/// Read the returned map `pairs` against `original`.
-pub(crate) fn plan(
-    conv: &Converter,
-    t: &mlua::Table,
-    pairs: Vec<(mlua::Value, mlua::Value)>,
-    original: &Map,
-) -> mlua::Result<Plan> {
-    let pos = Positions::new(original);
-    let mut fields = Vec::with_capacity(pairs.len());
-    for (k, v) in pairs {
-        let found = match &k {
-            mlua::Value::String(s) => pos.find(&s.as_bytes()),
-            _ => None,
-        };
-        let v = super::convert::exact_number(t, &k, v)?;
-        let Some((first, last)) = found else {
-            let Some(key) = key_string(&k) else { continue };
-            if let Some(value) = conv.to_value(v, Some(&key), None, 0)? {
-                fields.push(Field { rank: usize::MAX, key: From::New(key), value: From::New(value) });
+/// Rebuild the record in `fields` (the original, as read by [`walk`]):
+/// original keys in their first-occurrence order, then the new ones sorted.
+/// Works in place: the field written at index `w` comes from a key at index
+/// `first >= w` and a value at `last >= first`, which no earlier step has
+/// touched.
+pub(crate) fn materialize(plan: &mut Plan, fields: &mut Vec<(String, Value)>) {
+    let mut w = 0;
+    for first in 0..fields.len() {
+        let value = match plan.slots.get_mut(first).map(|s| std::mem::replace(s, Slot::Absent)) {
+            None | Some(Slot::Absent) => continue,
+            // Already in place (every field before it was kept too).
+            Some(Slot::Keep(last)) if last == first && w == first => {
+                w += 1;
+                continue;
             }
-            continue;
-        };
-        let old = pos.value(last);
-        let value = match (&v, old) {
-            (mlua::Value::String(s), Some(Value::Str(o))) if *s.as_bytes() == *o.as_bytes() => From::Original(last),
-            _ => match conv.to_value(v, pos.key(first), old, 0)? {
-                Some(value) => From::New(value),
+            Some(Slot::New(v)) => v,
+            Some(Slot::Keep(last)) => match fields.get_mut(last) {
+                Some(f) => std::mem::replace(&mut f.1, Value::Null),
                 None => continue,
             },
         };
-        fields.push(Field { rank: first, key: From::Original(first), value });
+        let key = match fields.get_mut(first) {
+            Some(f) => std::mem::take(&mut f.0),
+            None => continue,
+        };
+        if let Some(slot) = fields.get_mut(w) {
+            *slot = (key, value);
+            w += 1;
+        }
     }
-    Ok(Plan(fields))
+    fields.truncate(w);
+    plan.added.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    fields.append(&mut plan.added);
 }
 
-/// Build the record, moving strings out of `original`.
-pub(crate) fn materialize(plan: Plan, original: Map) -> Map {
-    let mut fields = plan.0;
-    let mut slots: Vec<(Option<String>, Option<Value>)> =
-        original.into_pairs().into_iter().map(|(k, v)| (Some(k), Some(v))).collect();
-    let mut out: Vec<(String, Value)> = Vec::with_capacity(fields.len());
-    // New keys (rank MAX) sort by name; originals by rank.
-    fields.sort_unstable_by(|a, b| {
-        a.rank.cmp(&b.rank).then_with(|| match (&a.key, &b.key) {
-            (From::New(x), From::New(y)) => x.cmp(y),
-            _ => std::cmp::Ordering::Equal,
-        })
-    });
-    for f in fields {
-        let key = match f.key {
-            From::New(k) => k,
-            From::Original(i) => slots.get_mut(i).and_then(|s| s.0.take()).unwrap_or_default(),
-        };
-        let value = match f.value {
-            From::New(v) => v,
-            From::Original(i) => slots.get_mut(i).and_then(|s| s.1.take()).unwrap_or(Value::Null),
-        };
-        out.push((key, value));
-    }
-    Map::from_pairs(out)
+/// One key/value pair of the returned table.
+enum Pair {
+    /// An original key (by first position) and its value.
+    Original(usize, Slot),
+    New(String, Value),
+    /// A value with no record equivalent (function, userdata, thread).
+    Dropped,
+    /// Not for the fast path.
+    Other,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use mlua::Lua;
+/// Finds original keys: by interned address, then (only when some key was
+/// pushed uninterned) by bytes through an index built on first use.
+struct Lookup<'a> {
+    origins: &'a Origins,
+    original: &'a [(String, Value)],
+    by_bytes: Option<HashMap<&'a str, Origin>>,
+}
 
-    #[test]
-    fn unchanged_strings_are_moved_changed_ones_converted() {
-        let lua = Lua::new();
-        let mut conv = Converter::new(Vec::new(), Vec::new(), false);
-        let original = Map::from_pairs(vec![
-            ("time".into(), Value::from("json")),
-            ("uri".into(), Value::from("/a")),
-            ("time".into(), Value::from("syslog")),
-            ("n".into(), Value::Int(1)),
-        ]);
-        let uri_ptr = original.get_first("uri").and_then(Value::as_str).unwrap().as_ptr();
-        let t = conv.to_table(&lua, &original).unwrap();
-        t.raw_set("n", 2.5).unwrap();
-        t.raw_set("added", "x").unwrap();
-        let super::super::convert::Shape::Map(pairs) = super::super::convert::shape(&t).unwrap() else {
-            panic!("not a map")
-        };
-        let plan = plan(&conv, &t, pairs, &original).unwrap();
-        let out = materialize(plan, original);
-        assert_eq!(
-            out,
-            Map::from_pairs(vec![
-                ("time".into(), Value::from("syslog")),
-                ("uri".into(), Value::from("/a")),
-                ("n".into(), Value::Float(2.5)),
-                ("added".into(), Value::from("x")),
-            ])
-        );
-        // The same heap buffer: moved, not copied.
-        assert_eq!(out.get_first("uri").and_then(Value::as_str).unwrap().as_ptr(), uri_ptr);
+impl Lookup<'_> {
+    fn find(&mut self, key: &[u8]) -> Option<Origin> {
+        if let Some(o) = self.origins.find(key.as_ptr()) {
+            return Some(o);
+        }
+        if !self.origins.has_uncached() {
+            return None;
+        }
+        let original = self.original;
+        let index = self.by_bytes.get_or_insert_with(|| {
+            let mut m: HashMap<&str, Origin> = HashMap::with_capacity(original.len());
+            for (i, (k, _)) in original.iter().enumerate() {
+                m.entry(k.as_str()).and_modify(|o| o.last = i).or_insert(Origin { first: i, last: i });
+            }
+            m
+        });
+        std::str::from_utf8(key).ok().and_then(|k| index.get(k).copied())
     }
+}
+
+/// The pair on top of the stack (key at -2, value at -1).
+fn read_pair(st: &Stack, lookup: &mut Lookup<'_>, int_keys: &[String]) -> Pair {
+    let Some(key) = st.bytes(-2) else { return Pair::Other };
+    let kind = st.kind(-1);
+    let Some(o) = lookup.find(key) else {
+        let name = lossy_string(key);
+        return match scalar(st, kind, &name, int_keys) {
+            Scalar::Value(v) => Pair::New(name, v),
+            Scalar::Dropped => Pair::Dropped,
+            Scalar::Table => Pair::Other,
+        };
+    };
+    if let (Some((_, Value::Str(old))), Some(new)) = (lookup.original.get(o.last), st.bytes_of(-1, kind)) {
+        if old.as_bytes() == new {
+            return Pair::Original(o.first, Slot::Keep(o.last));
+        }
+    }
+    let name = lookup.original.get(o.first).map_or("", |(k, _)| k.as_str());
+    match scalar(st, kind, name, int_keys) {
+        Scalar::Value(v) => Pair::Original(o.first, Slot::New(v)),
+        Scalar::Dropped => Pair::Dropped,
+        Scalar::Table => Pair::Other,
+    }
+}
+
+enum Scalar {
+    Value(Value),
+    Dropped,
+    Table,
+}
+
+/// The value on top of the stack (of type `kind`), if it is not a table.
+fn scalar(st: &Stack, kind: Kind, key: &str, int_keys: &[String]) -> Scalar {
+    Scalar::Value(match kind {
+        Kind::String => Value::Str(st.bytes_of(-1, kind).map(lossy_string).unwrap_or_default()),
+        Kind::Number if int_keys.iter().any(|k| k == key) => Value::Int(st.number(-1) as i64),
+        Kind::Number => number(st.number(-1)),
+        Kind::Boolean => Value::Bool(st.boolean(-1)),
+        Kind::LightUserData if st.light_userdata(-1).is_null() => Value::Null,
+        Kind::Table => return Scalar::Table,
+        _ => return Scalar::Dropped,
+    })
 }

@@ -101,7 +101,7 @@ fn unexpected_code_keeps_original_and_counts() {
     let (out, c) = apply(&mut f, original.clone());
     assert_eq!(out, vec![original.clone()]);
     assert_eq!(c.errors.get(), 1);
-    assert_eq!(f.run(&original).err().unwrap(), "unexpected return code 7, original record kept");
+    assert_eq!(f.error_of(&original).unwrap(), "unexpected return code 7, original record kept");
 }
 
 #[test]
@@ -300,7 +300,7 @@ fn runtime_error_passes_the_record_and_names_the_line() {
     let original = rec(&[("a", s("x"))]);
     let (out, c) = apply(&mut f, original.clone());
     assert_eq!((out, c.errors.get()), (vec![original.clone()], 1));
-    let msg = f.run(&original).err().unwrap();
+    let msg = f.error_of(&original).unwrap();
     assert!(msg.starts_with("lua.1.code:2: attempt to index field 'missing'"), "{msg}");
     // Unprotected mode: still passes, never aborts.
     let mut f = inline("function f(tag, ts, r) error('boom') end", &[("protected_mode", "off")]);
@@ -356,9 +356,9 @@ fn runaway_loop_and_memory_bomb_recover() {
         assert_eq!(c.errors.get(), 0, "{mode}");
         assert_eq!(out[0].fields, map(&[("mode", s("fine")), ("ok", Value::Bool(true))]), "{mode}");
     }
-    let msg = f.run(&rec(&[("mode", s("loop"))])).err().unwrap();
+    let msg = f.error_of(&rec(&[("mode", s("loop"))])).unwrap();
     assert!(msg.contains("instruction limit of 2000000 exceeded"), "{msg}");
-    let msg = f.run(&rec(&[("mode", s("bomb"))])).err().unwrap();
+    let msg = f.error_of(&rec(&[("mode", s("bomb"))])).unwrap();
     assert!(msg.contains("memory_limit reached"), "{msg}");
 }
 
@@ -505,4 +505,106 @@ fn shipped_add_field() {
     assert_eq!(out[0].fields, map(&[("vhost", s("v")), ("cluster", Value::Str(cluster))]));
     let (out, _) = apply(&mut f, rec(&[("cluster", s("mine"))]));
     assert_eq!(out[0].fields, map(&[("cluster", s("mine"))]));
+}
+
+#[test]
+fn gc_pause_is_raised_for_a_small_heap_unless_the_script_set_one() {
+    let read_pause = "local p = collectgarbage('setpause', 0) collectgarbage('setpause', p) r.pause = p";
+    let mut f = inline(&format!("function f(tag, ts, r) {read_pause} return 1, ts, r end"), &[]);
+    let (out, _) = apply(&mut f, rec(&[]));
+    assert_eq!(out[0].fields, map(&[("pause", Value::Int(i64::from(crossing::LARGE_PAUSE)))]));
+
+    let code = format!("collectgarbage('setpause', 150) function f(tag, ts, r) {read_pause} return 1, ts, r end");
+    let mut f = inline(&code, &[]);
+    for _ in 0..300 {
+        let (out, _) = apply(&mut f, rec(&[]));
+        assert_eq!(out[0].fields, map(&[("pause", Value::Int(150))]));
+    }
+}
+
+#[test]
+fn unchanged_strings_are_moved_not_copied() {
+    let mut f = inline("function f(tag, ts, r) r.n = 2.5 r.added = 'x' return 1, ts, r end", &[]);
+    let original = rec(&[("time", s("json")), ("uri", s("/a")), ("time", s("syslog")), ("n", Value::Int(1))]);
+    let uri_ptr = original.fields.get_first("uri").and_then(Value::as_str).unwrap().as_ptr();
+    let syslog_ptr = original.fields.get_last("time").and_then(Value::as_str).unwrap().as_ptr();
+    // Twice: the second run takes the remembered-value path.
+    for _ in 0..2 {
+        let (out, _) = apply(&mut f, original.clone());
+        assert_eq!(
+            out[0].fields,
+            map(&[("time", s("syslog")), ("uri", s("/a")), ("n", Value::Float(2.5)), ("added", s("x"))])
+        );
+    }
+    let (out, _) = apply(&mut f, original);
+    // The same heap buffers: moved, not copied.
+    assert_eq!(out[0].fields.get_first("uri").and_then(Value::as_str).unwrap().as_ptr(), uri_ptr);
+    assert_eq!(out[0].fields.get_first("time").and_then(Value::as_str).unwrap().as_ptr(), syslog_ptr);
+}
+
+#[test]
+fn repeated_and_changing_values_across_records() {
+    // Values remembered per key must never leak into the next record.
+    let mut f = inline("function f(tag, ts, r) r.seen = r.v return 1, ts, r end", &[]);
+    let long = "y".repeat(keys::VALUE_CACHE_MAX_LEN + 1);
+    for v in ["a", "a", "", "", "b", long.as_str(), long.as_str(), "a", ""] {
+        let (out, _) = apply(&mut f, rec(&[("v", s(v)), ("k", s("same"))]));
+        assert_eq!(out[0].fields, map(&[("v", s(v)), ("k", s("same")), ("seen", s(v))]), "{v:?}");
+    }
+    // Keys in another order, a key turning into a number, a nested map.
+    let (out, _) = apply(&mut f, rec(&[("k", s("same")), ("v", Value::Int(3))]));
+    assert_eq!(out[0].fields, map(&[("k", s("same")), ("v", Value::Int(3)), ("seen", Value::Int(3))]));
+    let nested = Value::Map(map(&[("v", s("a"))]));
+    let (out, _) = apply(&mut f, rec(&[("v", nested.clone())]));
+    assert_eq!(out[0].fields, map(&[("v", nested.clone()), ("seen", nested)]));
+}
+
+#[test]
+fn long_keys_and_a_full_key_cache_still_order_and_dedupe() {
+    let long = "k".repeat(keys::KEY_CACHE_MAX_LEN + 10);
+    let mut f = inline("function f(tag, ts, r) r.z = 1 return 1, ts, r end", &[]);
+    let (out, _) = apply(&mut f, rec(&[(long.as_str(), s("1")), ("a", s("2")), (long.as_str(), s("3"))]));
+    assert_eq!(out[0].fields, map(&[(long.as_str(), s("3")), ("a", s("2")), ("z", Value::Int(1))]));
+    // Fill the cache with distinct keys, then check a record still works.
+    for i in 0..keys::KEY_CACHE_MAX + 5 {
+        let k = format!("key{i}");
+        let (out, _) = apply(&mut f, rec(&[(k.as_str(), s("v"))]));
+        assert_eq!(out[0].fields, map(&[(k.as_str(), s("v")), ("z", Value::Int(1))]));
+    }
+    let (out, _) = apply(&mut f, rec(&[("fresh", s("1")), ("a", s("2")), ("fresh", s("3"))]));
+    assert_eq!(out[0].fields, map(&[("fresh", s("3")), ("a", s("2")), ("z", Value::Int(1))]));
+}
+
+#[test]
+fn error_values_that_are_not_strings() {
+    let mut f = inline("function f(tag, ts, r) error({}) end", &[]);
+    assert_eq!(f.error_of(&rec(&[])).unwrap(), "(error object is a table value)");
+    let mut f = inline("function f(tag, ts, r) error(42) end", &[]);
+    // error() prefixes the position to a number as to a string.
+    assert_eq!(f.error_of(&rec(&[])).unwrap(), "lua.1.code:1: 42");
+    let mut f = inline("function f(tag, ts, r) os.exit(1) end", &[]);
+    assert_eq!(
+        f.error_of(&rec(&[])).unwrap(),
+        "lua.1.code:1: os.exit is disabled in gatelog (a filter must not stop the pipeline)"
+    );
+}
+
+#[test]
+fn return_code_and_time_forms() {
+    for (code, expect_time) in [
+        ("return '1', '12.5', r", Timestamp::new(12, 500_000_000)),
+        ("return 1.9, {sec = '7'}, r", Timestamp::new(7, 0)),
+        ("return 1, {sec = 7, nsec = 2e9}, r", TS),
+        ("return 1, true, r", TS),
+        ("return 2, 99, r", TS),
+    ] {
+        let mut f = inline(&format!("function f(tag, ts, r) r.a = 'y' {code} end"), &[]);
+        let (out, c) = apply(&mut f, rec(&[("a", s("x"))]));
+        assert_eq!(c.errors.get(), 0, "{code}");
+        assert_eq!((out[0].time, &out[0].fields), (expect_time, &map(&[("a", s("y"))])), "{code}");
+    }
+    // A non-numeric string code is 0: keep.
+    let mut f = inline("function f(tag, ts, r) r.a = 'y' return 'x', ts, r end", &[]);
+    let (out, _) = apply(&mut f, rec(&[("a", s("x"))]));
+    assert_eq!(out[0].fields, map(&[("a", s("x"))]));
 }

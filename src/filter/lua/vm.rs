@@ -10,7 +10,8 @@
 //! inside compiled traces and the instruction limit could not stop a
 //! compiled endless loop; per-record filter functions are short, so the
 //! interpreter costs little (see `examples/lua_bench.rs`). `os.exit` raises
-//! an error instead of ending the process. `flb_null` is defined as in
+//! an error instead of ending the process (a Lua function, so the error is a
+//! plain string like every other script error). `flb_null` is defined as in
 //! Fluent Bit ≥ 2.1.10 (a NULL light userdata).
 
 use std::collections::HashSet;
@@ -29,19 +30,15 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
     jit.get::<Function>("off")?.call::<()>(())?;
     jit.get::<Function>("flush")?.call::<()>(())?;
     jit.set("on", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-    let os: Table = globals.get("os")?;
-    os.set(
-        "exit",
-        lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
-            Err(mlua::Error::runtime("os.exit is disabled in gatelog (a filter must not stop the pipeline)"))
-        })?,
-    )?;
     globals.set("flb_null", LightUserData(std::ptr::null_mut()))?;
     // `xpcall(f, debug.traceback)` is a common idiom: keep it working
     // without the unsafe library.
+    // `os.exit` is a Lua function so that its error is a plain string
+    // (errors of Rust callbacks arrive as mlua userdata).
     lua.load(
         r#"debug = { traceback = function(msg) if msg == nil then return "stack traceback unavailable in gatelog" end return tostring(msg) end }
-        package.loaded.debug = debug"#,
+        package.loaded.debug = debug
+        os.exit = function() error("os.exit is disabled in gatelog (a filter must not stop the pipeline)", 2) end"#,
     )
     .set_name("=gatelog")
     .exec()?;
