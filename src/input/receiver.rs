@@ -41,8 +41,52 @@ pub struct DgramReceiver {
     pub unlink: Option<PathBuf>,
 }
 
+/// Anonymous memory straight from `mmap`: pages cost RSS only once a
+/// datagram touches them, whatever the allocator does with large zeroed
+/// allocations (mimalloc committed all 8 MiB of slots up front).
+struct Mapped {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: `Mapped` owns its mapping exclusively, like a `Vec<u8>`.
+unsafe impl Send for Mapped {}
+
+impl Mapped {
+    fn new(len: usize) -> Mapped {
+        // SAFETY: a private anonymous mapping with no address hint.
+        let p = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        if p == libc::MAP_FAILED {
+            // Out of address space: fall back to the heap (leaked; one per receiver).
+            let v: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
+            return Mapped { ptr: v.as_mut_ptr(), len: 0 };
+        }
+        Mapped { ptr: p as *mut u8, len }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: ptr is valid for SLOT * SLOTS bytes (mapped or leaked), zero-initialised.
+        unsafe { std::slice::from_raw_parts(self.ptr, SLOT * SLOTS) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmapping exactly what `new` mapped.
+            unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+        }
+    }
+}
+
 struct Slots {
-    bufs: Vec<u8>,
+    bufs: Mapped,
     iovs: Vec<libc::iovec>,
     names: Vec<libc::sockaddr_storage>,
     hdrs: Vec<libc::mmsghdr>,
@@ -59,7 +103,7 @@ impl Slots {
     fn new() -> Box<Slots> {
         // SAFETY: all-zero is a valid sockaddr_storage / mmsghdr.
         let mut s = Box::new(Slots {
-            bufs: vec![0u8; SLOT * SLOTS],
+            bufs: Mapped::new(SLOT * SLOTS),
             iovs: Vec::with_capacity(SLOTS),
             names: vec![unsafe { std::mem::zeroed() }; SLOTS],
             hdrs: vec![unsafe { std::mem::zeroed() }; SLOTS],
@@ -135,7 +179,7 @@ impl Slots {
 
     fn datagram(&self, i: usize) -> &[u8] {
         let len = (self.hdrs[i].msg_len as usize).min(SLOT);
-        &self.bufs[i * SLOT..i * SLOT + len]
+        &self.bufs.as_slice()[i * SLOT..i * SLOT + len]
     }
 }
 
