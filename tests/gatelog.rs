@@ -435,3 +435,61 @@ fn stream_modes_frame_newlines_and_octet_counting() {
     assert!(lines[2].starts_with("<13>three") && lines[3].starts_with("four|"), "{t}");
     assert_eq!(files.iter().find(|(n, _)| n == "u").unwrap().1, "<13>five|{peer}\n");
 }
+
+const LUA_SCRIPT: &str = r#"
+function route(tag, ts, record)
+  local u = record["uri"]
+  if u == "/drop" then return -1, ts, record end
+  if u == "/keep" then record["ignored"] = "x"; return 0, ts, record end
+  if u == "/replace" then record["added"] = 1.0; return 1, 1700000000.5, record end
+  if u == "/record-only" then record["n"] = 2.5; return 2, 0, record end
+  if u == "/split" then return 1, ts, {{uri = "/split-a"}, {uri = "/split-b"}} end
+  if u == "/error" then error("boom on " .. u) end
+  if u == "/spin" then while true do end end
+  return 0, ts, record
+end
+"#;
+
+#[test]
+fn lua_return_codes_split_errors_and_runaway_scripts_through_the_binary() {
+    let conf = "[SERVICE]\n    Flush 0.1\n[INPUT]\n    Name syslog\n    Path {dir}/g.sock\n    Tag app\n[FILTER]\n    Name parser\n    Match app\n    Key_Name message\n    Parser json\n[FILTER]\n    Name lua\n    Match app\n    script route.lua\n    call route\n    instruction_limit 100000\n[OUTPUT]\n    Name file\n    Match app\n    Path {dir}/out\n    File lua.log\n    Format template\n    Template {time} {uri} {ignored} {added} {n}\n";
+    let mut g = Gatelog::start(&[("l.conf", conf), ("route.lua", LUA_SCRIPT)], &["-c", "{dir}/l.conf"], &[("TZ", "UTC")]);
+    let sock = g.wait_for("g.sock");
+    let uris = ["/drop", "/keep", "/replace", "/record-only", "/split", "/error", "/spin", "/after"];
+    let msgs: Vec<Vec<u8>> = uris.iter().map(|u| format!("<13>Nov 23 16:30:00 h app: {{\"uri\":\"{u}\"}}").into_bytes()).collect();
+    send_all(&sock, &msgs);
+    let files = wait_lines(&g.path("out"), 8);
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    let lines: Vec<String> = files[0].1.lines().map(|l| l.split_once(' ').unwrap().1.to_owned()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "/keep {ignored} {added} {n}",      // 0: the original record, unchanged
+            "/replace {ignored} 1 {n}",         // 1: 1.0 comes back as the integer 1, as in Fluent Bit
+            "/record-only {ignored} {added} 2.500000",
+            "/split-a {ignored} {added} {n}",   // split: one record per element
+            "/split-b {ignored} {added} {n}",
+            "/error {ignored} {added} {n}",     // protected mode: passes unchanged
+            "/spin {ignored} {added} {n}",      // instruction limit: passes unchanged
+            "/after {ignored} {added} {n}",     // and the VM keeps working
+        ],
+        "{}",
+        done.log
+    );
+    let time_of = |uri: &str| files[0].1.lines().find(|l| l.contains(uri)).unwrap().split(' ').next().unwrap().to_owned();
+    assert_eq!(time_of("/replace"), "1700000000.500000", "code 1 replaces the time");
+    assert_ne!(time_of("/record-only"), "0.000000", "code 2 keeps the time");
+    assert!(done.log.contains("boom on /error") && done.log.contains("route.lua:9"), "{}", done.log);
+    assert!(done.log.contains("drop_records=1") && done.log.contains("errors=2"), "{}", done.log);
+}
+
+#[test]
+fn dry_run_names_the_file_and_line_of_a_broken_lua_script() {
+    let conf = "[INPUT]\n    Name syslog\n    Path {dir}/g.sock\n[FILTER]\n    Name lua\n    Match *\n    script broken.lua\n    call f\n[OUTPUT]\n    Name null\n    Match *\n";
+    let dir = temp_files(&[("b.conf", conf), ("broken.lua", "function f(tag, ts, r)\n  return 1, ts, r\nedn\n")]);
+    let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("b.conf")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("b.conf:7") && err.contains("broken.lua:"), "{err}");
+}
