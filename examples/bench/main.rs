@@ -258,7 +258,18 @@ fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> st
     let mut status = 0;
     // SAFETY: zeroed rusage is valid; waiting on our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    // Peak RSS is the child's own VmHWM, read until it exits: wait4's
+    // ru_maxrss carries over the forked parent's size across exec.
+    let mut hwm_kib = vm_hwm_kib(pid);
+    loop {
+        // SAFETY: as above, without blocking.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r != 0 {
+            break;
+        }
+        hwm_kib = hwm_kib.max(vm_hwm_kib(pid));
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let wall = spawned.elapsed() - startup.unwrap_or_default();
     std::mem::forget(child);
     let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
@@ -267,7 +278,15 @@ fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> st
         let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
         eprintln!("{} exited with status {status}:\n{}", job.name(), log.lines().rev().take(10).collect::<Vec<_>>().join("\n"));
     }
-    Ok(Outcome { cpu, maxrss_kib: usage.ru_maxrss, accepted: sent.accepted, refused: sent.refused, written, distinct, wall, startup: (transport == Transport::UnixUdp).then_some(startup).flatten() })
+    Ok(Outcome { cpu, maxrss_kib: hwm_kib, accepted: sent.accepted, refused: sent.refused, written, distinct, wall, startup: (transport == Transport::UnixUdp).then_some(startup).flatten() })
+}
+
+/// `VmHWM` of a live process, in KiB (0 once it is gone).
+fn vm_hwm_kib(pid: i32) -> i64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
 }
 
 fn tv(t: libc::timeval) -> Duration {
