@@ -43,7 +43,9 @@ fn message(seq: u64) -> Vec<u8> {
 fn job(name: &str, dir: &Path) -> String {
     let out = dir.join("out");
     let sidecar = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fluent-bit-sidecar");
-    let input = |parser: &str, tag: &str| format!("[INPUT]\n    Name syslog\n    Tag {tag}\n    Path {}/s.sock\n    Parser {parser}\n", dir.display());
+    let input = |parser: &str, tag: &str| {
+        format!("[INPUT]\n    Name syslog\n    Tag {tag}\n    Path {}/s.sock\n    Parser {parser}\n", dir.display())
+    };
     match name {
         "a-sidecar" => {
             for f in ["parsers.conf", "create-log-file-path.lua"] {
@@ -88,7 +90,8 @@ fn main() {
                 continue;
             }
         };
-        let mut pipe = Pipeline::new(p.inputs, p.filters, p.outputs, Zone::parse("Asia/Tokyo").unwrap(), Arc::default());
+        let mut pipe =
+            Pipeline::new(p.inputs, p.filters, p.outputs, Zone::parse("Asia/Tokyo").unwrap(), Arc::default());
         let now = Timestamp::now();
         let batches: Vec<Batch> = msgs
             .chunks(32)

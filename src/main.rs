@@ -33,11 +33,7 @@ static ARENA_COMMIT_ON_DEMAND: extern "C" fn() = {
 const EMBEDDED_DEFAULT: &str = include_str!("../examples/default.conf");
 
 #[derive(clap::Parser, Debug)]
-#[command(
-    name = "gatelog",
-    version,
-    about = "nginx syslog datagrams to dated files; reads Fluent Bit configs"
-)]
+#[command(name = "gatelog", version, about = "nginx syslog datagrams to dated files; reads Fluent Bit configs")]
 struct Args {
     /// Fluent Bit classic config to run (default: the embedded nginx → dated files pipeline).
     #[arg(short = 'c', long = "config")]
@@ -79,10 +75,7 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(errors) => return config_failed(&errors.to_string()),
     };
-    let level = args
-        .log_level
-        .clone()
-        .unwrap_or_else(|| log_level_of(&loaded.doc));
+    let level = args.log_level.clone().unwrap_or_else(|| log_level_of(&loaded.doc));
     let log_file = log_file_of(&loaded.doc);
     if let Err(e) = init_logging(&level, log_file.as_deref()) {
         eprintln!("gatelog: cannot open Log_File: {e}");
@@ -150,32 +143,23 @@ fn log_level_of(doc: &gatelog::config::Document) -> String {
 }
 
 fn log_file_of(doc: &gatelog::config::Document) -> Option<PathBuf> {
-    doc.sections_named("SERVICE")
-        .filter_map(|s| s.value("log_file"))
-        .last()
-        .map(PathBuf::from)
+    doc.sections_named("SERVICE").filter_map(|s| s.value("log_file")).last().map(PathBuf::from)
 }
 
 fn init_logging(level: &str, file: Option<&Path>) -> std::io::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("gatelog={level},{level}"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     match file {
         Some(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
-                .init();
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init();
         }
         // No colour codes unless a person is watching: `kubectl logs` and
         // log files show them as garbage.
-        None => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).init(),
+        None => {
+            builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).init()
+        }
     }
     Ok(())
 }
@@ -183,21 +167,14 @@ fn init_logging(level: &str, file: Option<&Path>) -> std::io::Result<()> {
 /// SIGTERM/SIGINT/SIGQUIT → Stop; SIGHUP/SIGUSR1 → Reopen.
 fn forward_signals(tx: mpsc::Sender<Event>) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1])?;
-    std::thread::Builder::new()
-        .name("gatelog-signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                let ev = if sig == SIGHUP || sig == SIGUSR1 {
-                    Event::Reopen
-                } else {
-                    Event::Stop
-                };
-                if tx.send(ev).is_err() {
-                    break;
-                }
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1])?;
+    std::thread::Builder::new().name("gatelog-signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            let ev = if sig == SIGHUP || sig == SIGUSR1 { Event::Reopen } else { Event::Stop };
+            if tx.send(ev).is_err() {
+                break;
             }
-        })?;
+        }
+    })?;
     Ok(())
 }

@@ -32,10 +32,7 @@ impl RateLimiter {
         let now = self.start.elapsed().as_millis() as u64 + 1;
         let next = self.next_ms.load(Ordering::Relaxed);
         if now >= next
-            && self
-                .next_ms
-                .compare_exchange(next, now + self.window_ms, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+            && self.next_ms.compare_exchange(next, now + self.window_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
             return Some(self.suppressed.swap(0, Ordering::Relaxed));
         }

@@ -18,7 +18,10 @@ fn default_args() -> Vec<&'static str> {
 fn embedded_default_writes_nginx_lines_with_and_without_hostname_to_a_dated_file() {
     let mut g = Gatelog::start(&[], &default_args(), &[("TZ", "Asia/Tokyo")]);
     let sock = g.wait_for("g.sock");
-    send_all(&sock, &[nginx_line(Some("ingress-7c9f"), 1, "example.com", "/a"), nginx_line(None, 2, "example.org", "/b")]);
+    send_all(
+        &sock,
+        &[nginx_line(Some("ingress-7c9f"), 1, "example.com", "/a"), nginx_line(None, 2, "example.org", "/b")],
+    );
     let files = wait_lines(&g.path("logs"), 2);
     let done = g.stop();
     assert!(done.status.success(), "{}", done.log);
@@ -103,7 +106,8 @@ fn hostile_datagrams_never_stop_the_next_good_record() {
 fn dry_run_accepts_every_example() {
     let root = env!("CARGO_MANIFEST_DIR");
     for cfg in ["examples/default.conf", "examples/istio-sidecar/fluent-bit.conf"] {
-        let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(format!("{root}/{cfg}")).output().unwrap();
+        let out =
+            std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(format!("{root}/{cfg}")).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{cfg}: {err}");
         assert!(err.contains("configuration test is successful"), "{cfg}: {err}");
@@ -118,7 +122,8 @@ fn dry_run_reports_every_mistake_with_file_and_line() {
         "bad.conf",
         "[SERVICE]\n    Flush 1\n    Parsers_File missing-parsers.conf\n\n[INPUT]\n    Name syslog\n    Pth /tmp/x.sock\n\n[FILTER]\n    Name parsr\n    Match *\n\n[OUTPUT]\n    Name file\n    Match *\n    Format yaml\n",
     )]);
-    let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("bad.conf")).output().unwrap();
+    let out =
+        std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("bad.conf")).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("bad.conf:3:"), "missing parsers file at line 3: {err}");
@@ -130,7 +135,8 @@ fn dry_run_reports_plugin_mistakes_all_at_once() {
         "bad.conf",
         "[INPUT]\n    Name syslog\n    Pth /tmp/x.sock\n\n[FILTER]\n    Name parsr\n    Match *\n\n[OUTPUT]\n    Name file\n    Match *\n    Format yaml\n",
     )]);
-    let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("bad.conf")).output().unwrap();
+    let out =
+        std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("bad.conf")).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("bad.conf:3: unknown key 'Pth'") && err.contains("did you mean 'Path'?"), "{err}");
@@ -188,7 +194,10 @@ fn hostile_vhosts_never_leave_the_rewrite_root() {
     assert!(refused.contains("../../etc/evil /u") && refused.contains("x/../../../y /u"), "{refused}");
     // Nothing was written anywhere else in the temp dir.
     let everything: Vec<String> = files_under(g.dir.path()).into_iter().map(|(n, _)| n).collect();
-    assert!(everything.iter().all(|n| n.starts_with("out/") || n == "gatelog.stderr" || n == "rt.conf"), "{everything:?}");
+    assert!(
+        everything.iter().all(|n| n.starts_with("out/") || n == "gatelog.stderr" || n == "rt.conf"),
+        "{everything:?}"
+    );
     assert!(done.log.contains("refused an output path"), "{}", done.log);
 }
 
@@ -216,12 +225,19 @@ fn rewrite_keep_false_writes_only_the_new_tag() {
 /// The production sidecar files, verbatim but for the socket and the output
 /// root, moved into the test's temp dir.
 fn sidecar_files() -> Vec<(&'static str, String)> {
-    let fixture = |f: &str| std::fs::read_to_string(format!("{}/tests/fixtures/fluent-bit-sidecar/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let fixture = |f: &str| {
+        std::fs::read_to_string(format!("{}/tests/fixtures/fluent-bit-sidecar/{f}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+    };
     let conf = fixture("fluent-bit.conf")
         .replace("/tmp/sidecar-nginx/sys-log.sock", "{dir}/sys-log.sock")
         .replace("/log/output/path/", "{dir}/log/output/path/")
         .replace("HTTP_Server         On", "HTTP_Server         Off");
-    vec![("fluent-bit.conf", conf), ("parsers.conf", fixture("parsers.conf")), ("create-log-file-path.lua", fixture("create-log-file-path.lua"))]
+    vec![
+        ("fluent-bit.conf", conf),
+        ("parsers.conf", fixture("parsers.conf")),
+        ("create-log-file-path.lua", fixture("create-log-file-path.lua")),
+    ]
 }
 
 fn start_sidecar_pipeline() -> (Gatelog, std::path::PathBuf) {
@@ -261,7 +277,12 @@ fn sidecar_pipeline_verbatim_dates_files_either_side_of_tokyo_midnight() {
     // {time} is the true instant (the header read in Asia/Tokyo), not 9 hours late as in Fluent Bit.
     let line = files[1].1.trim_end();
     let fields: Vec<&str> = line.split('\t').collect();
-    let epoch = chrono::NaiveDate::from_ymd_opt(year.parse().unwrap(), 11, 23).unwrap().and_hms_opt(14, 59, 59).unwrap().and_utc().timestamp();
+    let epoch = chrono::NaiveDate::from_ymd_opt(year.parse().unwrap(), 11, 23)
+        .unwrap()
+        .and_hms_opt(14, 59, 59)
+        .unwrap()
+        .and_utc()
+        .timestamp();
     assert_eq!(fields[0], format!("time:{epoch}.000000"));
     assert_eq!(&fields[1..4], &["method:GET", "uri:/r1", "status:200"]);
     assert_eq!(fields[4], "vhost:example.com");
@@ -309,7 +330,8 @@ fn logrotate_rename_then_sighup_loses_no_line() {
 #[test]
 fn buffer_full_is_checked_at_start_up() {
     let dir = temp_files(&[("b.conf", "[INPUT]\n    Name syslog\n    Path {dir}/s.sock\n    Buffer_Full sometimes\n")]);
-    let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("b.conf")).output().unwrap();
+    let out =
+        std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("b.conf")).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("b.conf:4: Buffer_Full must be drop or wait"), "{err}");
@@ -370,7 +392,11 @@ fn hot_reload_swaps_filters_and_outputs_without_losing_a_record_and_refuses_a_br
         assert_eq!(*l, format!("{version} /{i}"));
     }
     assert!(done.log.contains("configuration reloaded"), "{}", done.log);
-    assert!(done.log.contains("new configuration refused") && done.log.contains("unknown output plugin 'fiel'"), "{}", done.log);
+    assert!(
+        done.log.contains("new configuration refused") && done.log.contains("unknown output plugin 'fiel'"),
+        "{}",
+        done.log
+    );
 }
 
 #[test]
@@ -383,22 +409,37 @@ fn every_file_format_through_the_binary() {
             .collect::<String>();
     let mut g = Gatelog::start(&[("f.conf", &conf)], &["-c", "{dir}/f.conf"], &[("TZ", "UTC")]);
     let sock = g.wait_for("g.sock");
-    send_all(&sock, &[b"<13>Nov 23 16:30:00 host app: {\"s\":\"a\\\"b\",\"i\":-7,\"f\":0.5,\"b\":true,\"n\":null}".to_vec()]);
+    send_all(
+        &sock,
+        &[b"<13>Nov 23 16:30:00 host app: {\"s\":\"a\\\"b\",\"i\":-7,\"f\":0.5,\"b\":true,\"n\":null}".to_vec()],
+    );
     let files = wait_lines(&g.path("out"), 5);
     let done = g.stop();
     assert!(done.status.success(), "{}", done.log);
     let year: i32 = chrono::Datelike::year(&chrono::Utc::now());
-    let mut secs = chrono::NaiveDate::from_ymd_opt(year, 11, 23).unwrap().and_hms_opt(16, 30, 0).unwrap().and_utc().timestamp();
+    let mut secs =
+        chrono::NaiveDate::from_ymd_opt(year, 11, 23).unwrap().and_hms_opt(16, 30, 0).unwrap().and_utc().timestamp();
     // The year closest to now: this test may run in January.
     let now = chrono::Utc::now().timestamp();
     if secs - now > 183 * 86400 {
-        secs = chrono::NaiveDate::from_ymd_opt(year - 1, 11, 23).unwrap().and_hms_opt(16, 30, 0).unwrap().and_utc().timestamp();
+        secs = chrono::NaiveDate::from_ymd_opt(year - 1, 11, 23)
+            .unwrap()
+            .and_hms_opt(16, 30, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp();
     }
     let get = |name: &str| files.iter().find(|(n, _)| n == name).map(|(_, c)| c.clone()).unwrap();
-    assert_eq!(get("out_file.log"), format!("app: [{secs}.000000000, {{\"s\":\"a\\\"b\",\"i\":-7,\"f\":0.5,\"b\":true,\"n\":null}}]\n"));
+    assert_eq!(
+        get("out_file.log"),
+        format!("app: [{secs}.000000000, {{\"s\":\"a\\\"b\",\"i\":-7,\"f\":0.5,\"b\":true,\"n\":null}}]\n")
+    );
     assert_eq!(get("plain.log"), "{\"s\":\"a\\\"b\",\"i\":-7,\"f\":0.5,\"b\":true,\"n\":null}\n");
     assert_eq!(get("csv.log"), format!("{secs}.000000000,\"a\"b\",-7,0.500000,true,nil\n"));
-    assert_eq!(get("ltsv.log"), format!("\"time\":{secs}.000000\t\"s\":\"a\"b\"\t\"i\":-7\t\"f\":0.500000\t\"b\":true\t\"n\":nil\n"));
+    assert_eq!(
+        get("ltsv.log"),
+        format!("\"time\":{secs}.000000\t\"s\":\"a\"b\"\t\"i\":-7\t\"f\":0.500000\t\"b\":true\t\"n\":nil\n")
+    );
     assert_eq!(get("template.log"), format!("{secs}.000000 a\"b -7 0.500000 true {{missing}}\n"));
 }
 
@@ -453,10 +494,12 @@ end
 #[test]
 fn lua_return_codes_split_errors_and_runaway_scripts_through_the_binary() {
     let conf = "[SERVICE]\n    Flush 0.1\n[INPUT]\n    Name syslog\n    Path {dir}/g.sock\n    Tag app\n[FILTER]\n    Name parser\n    Match app\n    Key_Name message\n    Parser json\n[FILTER]\n    Name lua\n    Match app\n    script route.lua\n    call route\n    instruction_limit 100000\n[OUTPUT]\n    Name file\n    Match app\n    Path {dir}/out\n    File lua.log\n    Format template\n    Template {time} {uri} {ignored} {added} {n}\n";
-    let mut g = Gatelog::start(&[("l.conf", conf), ("route.lua", LUA_SCRIPT)], &["-c", "{dir}/l.conf"], &[("TZ", "UTC")]);
+    let mut g =
+        Gatelog::start(&[("l.conf", conf), ("route.lua", LUA_SCRIPT)], &["-c", "{dir}/l.conf"], &[("TZ", "UTC")]);
     let sock = g.wait_for("g.sock");
     let uris = ["/drop", "/keep", "/replace", "/record-only", "/split", "/error", "/spin", "/after"];
-    let msgs: Vec<Vec<u8>> = uris.iter().map(|u| format!("<13>Nov 23 16:30:00 h app: {{\"uri\":\"{u}\"}}").into_bytes()).collect();
+    let msgs: Vec<Vec<u8>> =
+        uris.iter().map(|u| format!("<13>Nov 23 16:30:00 h app: {{\"uri\":\"{u}\"}}").into_bytes()).collect();
     send_all(&sock, &msgs);
     let files = wait_lines(&g.path("out"), 8);
     let done = g.stop();
@@ -465,19 +508,20 @@ fn lua_return_codes_split_errors_and_runaway_scripts_through_the_binary() {
     assert_eq!(
         lines,
         vec![
-            "/keep {ignored} {added} {n}",      // 0: the original record, unchanged
-            "/replace {ignored} 1 {n}",         // 1: 1.0 comes back as the integer 1, as in Fluent Bit
+            "/keep {ignored} {added} {n}", // 0: the original record, unchanged
+            "/replace {ignored} 1 {n}",    // 1: 1.0 comes back as the integer 1, as in Fluent Bit
             "/record-only {ignored} {added} 2.500000",
-            "/split-a {ignored} {added} {n}",   // split: one record per element
+            "/split-a {ignored} {added} {n}", // split: one record per element
             "/split-b {ignored} {added} {n}",
-            "/error {ignored} {added} {n}",     // protected mode: passes unchanged
-            "/spin {ignored} {added} {n}",      // instruction limit: passes unchanged
-            "/after {ignored} {added} {n}",     // and the VM keeps working
+            "/error {ignored} {added} {n}", // protected mode: passes unchanged
+            "/spin {ignored} {added} {n}",  // instruction limit: passes unchanged
+            "/after {ignored} {added} {n}", // and the VM keeps working
         ],
         "{}",
         done.log
     );
-    let time_of = |uri: &str| files[0].1.lines().find(|l| l.contains(uri)).unwrap().split(' ').next().unwrap().to_owned();
+    let time_of =
+        |uri: &str| files[0].1.lines().find(|l| l.contains(uri)).unwrap().split(' ').next().unwrap().to_owned();
     assert_eq!(time_of("/replace"), "1700000000.500000", "code 1 replaces the time");
     assert_ne!(time_of("/record-only"), "0.000000", "code 2 keeps the time");
     assert!(done.log.contains("boom on /error") && done.log.contains("route.lua:9"), "{}", done.log);
@@ -488,7 +532,8 @@ fn lua_return_codes_split_errors_and_runaway_scripts_through_the_binary() {
 fn dry_run_names_the_file_and_line_of_a_broken_lua_script() {
     let conf = "[INPUT]\n    Name syslog\n    Path {dir}/g.sock\n[FILTER]\n    Name lua\n    Match *\n    script broken.lua\n    call f\n[OUTPUT]\n    Name null\n    Match *\n";
     let dir = temp_files(&[("b.conf", conf), ("broken.lua", "function f(tag, ts, r)\n  return 1, ts, r\nedn\n")]);
-    let out = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("b.conf")).output().unwrap();
+    let out =
+        std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("b.conf")).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("b.conf:7") && err.contains("broken.lua:"), "{err}");

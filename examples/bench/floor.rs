@@ -20,7 +20,13 @@ pub fn run(transport: &str, addr: &str, out: &str) -> std::io::Result<()> {
         let v: libc::c_int = 4 << 20;
         // SAFETY: valid socket and c_int option value.
         unsafe {
-            libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &v as *const _ as *const libc::c_void, 4);
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &v as *const _ as *const libc::c_void,
+                4,
+            );
         }
         s.set_read_timeout(Some(Duration::from_millis(100)))?;
         (s.as_raw_fd(), Box::new(s))

@@ -89,13 +89,19 @@ fn main() {
         .map(|(_, j)| j)
         .collect();
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
-    println!("qlen: net.unix.max_dgram_qlen={}", std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default().trim());
+    println!(
+        "qlen: net.unix.max_dgram_qlen={}",
+        std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default().trim()
+    );
     println!(
         "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8}",
         "job", "via", "load", "accepted", "refused", "written", "lost", "µs/msg", "msg/s", "peakRSS", "dups", "×floor"
     );
     for transport in [Transport::UnixUdp, Transport::Udp] {
-        for (pace, n, label) in [(Pace::Blocking, messages, format!("blocking {}k", messages / 1000)), (Pace::Rate(rate), paced, format!("paced {}k/s", rate / 1000))] {
+        for (pace, n, label) in [
+            (Pace::Blocking, messages, format!("blocking {}k", messages / 1000)),
+            (Pace::Rate(rate), paced, format!("paced {}k/s", rate / 1000)),
+        ] {
             let mut floor_cpu = None;
             for &job in &jobs {
                 let o = match run(job, transport, pace, n, &gatelog) {
@@ -140,7 +146,9 @@ fn num_cpus() -> usize {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default()
 }
 
@@ -230,7 +238,10 @@ fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> st
         c.arg("-c").arg(conf).env("TZ", "Asia/Tokyo");
         c
     };
-    cmd.current_dir(dir.path()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(dir.path().join("stderr"))?);
+    cmd.current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr"))?);
     // SAFETY: pre_exec runs only async-signal-safe sched_setaffinity.
     unsafe {
         cmd.pre_exec(|| {
@@ -276,16 +287,31 @@ fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> st
     let (written, distinct) = count(&dir.path().join("out"))?;
     if status != 0 {
         let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
-        eprintln!("{} exited with status {status}:\n{}", job.name(), log.lines().rev().take(10).collect::<Vec<_>>().join("\n"));
+        eprintln!(
+            "{} exited with status {status}:\n{}",
+            job.name(),
+            log.lines().rev().take(10).collect::<Vec<_>>().join("\n")
+        );
     }
-    Ok(Outcome { cpu, maxrss_kib: hwm_kib, accepted: sent.accepted, refused: sent.refused, written, distinct, wall, startup: (transport == Transport::UnixUdp).then_some(startup).flatten() })
+    Ok(Outcome {
+        cpu,
+        maxrss_kib: hwm_kib,
+        accepted: sent.accepted,
+        refused: sent.refused,
+        written,
+        distinct,
+        wall,
+        startup: (transport == Transport::UnixUdp).then_some(startup).flatten(),
+    })
 }
 
 /// `VmHWM` of a live process, in KiB (0 once it is gone).
 fn vm_hwm_kib(pid: i32) -> i64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 

@@ -38,12 +38,7 @@ pub fn read_str(text: &str, name: &Path, base_dir: &Path) -> Result<Document, Co
 }
 
 /// [`read_str`] with given variables (tests use a fixed environment).
-pub(crate) fn read_str_with(
-    text: &str,
-    name: &Path,
-    base_dir: &Path,
-    vars: Vars,
-) -> Result<Document, ConfigErrors> {
+pub(crate) fn read_str_with(text: &str, name: &Path, base_dir: &Path, vars: Vars) -> Result<Document, ConfigErrors> {
     let mut reader = Reader::new(vars, UnknownSections::Error);
     reader.read_memory(text, name, base_dir);
     finish(reader, base_dir.to_path_buf())
@@ -86,51 +81,36 @@ pub fn load(mut doc: Document, extra_parsers: &[PathBuf]) -> Result<Loaded, Conf
     for path in extra_parsers {
         if !path.exists() {
             errors.push(
-                ConfigError::new(
-                    None,
-                    format!(
-                        "parsers file '{}' (given with -R) not found",
-                        path.display()
-                    ),
-                )
-                .with_hint("fix the -R path"),
+                ConfigError::new(None, format!("parsers file '{}' (given with -R) not found", path.display()))
+                    .with_hint("fix the -R path"),
             );
             continue;
         }
         vars = read_parsers_file(path, vars, &mut seen, &mut parser_sections, &mut errors);
     }
 
-    let entries: Vec<_> = doc
-        .sections_named("SERVICE")
-        .flat_map(|s| s.get_all("Parsers_File"))
-        .cloned()
-        .collect();
+    let entries: Vec<_> = doc.sections_named("SERVICE").flat_map(|s| s.get_all("Parsers_File")).cloned().collect();
     for prop in entries {
         let path = resolve_path(&prop.value, &doc.base_dir);
         if !path.exists() {
-            errors.push(
-                ConfigError::at(&prop.loc, format!("parsers file '{}' not found", prop.value)).with_hint(format!(
+            errors.push(ConfigError::at(&prop.loc, format!("parsers file '{}' not found", prop.value)).with_hint(
+                format!(
                     "fix the path; a relative one is tried from the current directory, then from '{}'",
                     doc.base_dir.display()
-                )),
-            );
+                ),
+            ));
             continue;
         }
         vars = read_parsers_file(&path, vars, &mut seen, &mut parser_sections, &mut errors);
     }
 
-    let (parsers, rest): (Vec<Section>, Vec<Section>) = doc
-        .sections
-        .into_iter()
-        .partition(|s| is_parser_section(&s.name));
+    let (parsers, rest): (Vec<Section>, Vec<Section>) =
+        doc.sections.into_iter().partition(|s| is_parser_section(&s.name));
     doc.sections = rest;
     parser_sections.extend(parsers);
 
     if errors.is_empty() {
-        Ok(Loaded {
-            doc,
-            parser_sections,
-        })
+        Ok(Loaded { doc, parser_sections })
     } else {
         Err(ConfigErrors(errors))
     }
@@ -175,26 +155,18 @@ mod tests {
     use std::fs;
 
     fn fixture(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/config")
-            .join(rel)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config").join(rel)
     }
 
     fn props(s: &Section) -> Vec<(&str, &str)> {
-        s.props
-            .iter()
-            .map(|p| (p.key.as_str(), p.value.as_str()))
-            .collect()
+        s.props.iter().map(|p| (p.key.as_str(), p.value.as_str())).collect()
     }
 
     #[test]
     fn sidecar_config_loads_with_its_exact_template() {
         let doc = read_file(&fixture("sidecar/fluent-bit.conf")).expect("sidecar config loads");
         let names: Vec<&str> = doc.sections.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["SERVICE", "INPUT", "FILTER", "FILTER", "FILTER", "OUTPUT"]
-        );
+        assert_eq!(names, ["SERVICE", "INPUT", "FILTER", "FILTER", "FILTER", "OUTPUT"]);
         assert_eq!(doc.base_dir, fixture("sidecar"));
         let output = &doc.sections[5];
         assert_eq!(
@@ -204,20 +176,11 @@ mod tests {
                  remote_addr:{remote_addr}\trequest_time:{request_time}\tuser_agent:{user_agent}"
             )
         );
-        assert_eq!(
-            props(&doc.sections[4])[2],
-            ("Rule", "vhost ^(.*)$ /log/output/path/$log_file_path true")
-        );
+        assert_eq!(props(&doc.sections[4])[2], ("Rule", "vhost ^(.*)$ /log/output/path/$log_file_path true"));
         assert_eq!(doc.sections[0].value("HTTP_PORT"), Some("2020"));
         assert_eq!(doc.sections[1].value("Tag"), Some("kube.*"));
         let rule = doc.sections[4].get("rule").map(|p| p.loc.to_string());
-        assert_eq!(
-            rule,
-            Some(format!(
-                "{}:35",
-                fixture("sidecar/fluent-bit.conf").display()
-            ))
-        );
+        assert_eq!(rule, Some(format!("{}:35", fixture("sidecar/fluent-bit.conf").display())));
     }
 
     #[test]
@@ -227,11 +190,7 @@ mod tests {
         let doc = read_file(&fixture("sidecar/fluent-bit.conf")).expect("loads");
         let loaded = load(doc, &[]).expect("parsers load");
         assert_eq!(loaded.doc.sections.len(), 6);
-        let names: Vec<&str> = loaded
-            .parser_sections
-            .iter()
-            .filter_map(|s| s.value("Name"))
-            .collect();
+        let names: Vec<&str> = loaded.parser_sections.iter().filter_map(|s| s.value("Name")).collect();
         assert_eq!(names, ["nginx_access_log", "syslog-rfc3164-local", "json"]);
         assert!(loaded.parser_sections.iter().all(|s| s.name == "PARSER"));
         assert_eq!(
@@ -240,10 +199,7 @@ mod tests {
                 r"^\<(?<pri>[0-9]+)\>(?<time>[^ ]* {1,2}[^ ]* [^ ]*) (?<ident>[a-zA-Z0-9_\/\.\-]*)(?:\[(?<pid>[0-9]+)\])?(?:[^\:]*\:)? *(?<message>.*)$"
             )
         );
-        assert_eq!(
-            loaded.parser_sections[1].value("Time_Format"),
-            Some("%b %d %H:%M:%S")
-        );
+        assert_eq!(loaded.parser_sections[1].value("Time_Format"), Some("%b %d %H:%M:%S"));
     }
 
     #[test]
@@ -261,19 +217,10 @@ mod tests {
                     [PARSER]\n    Name inline\n    Format json\n[INPUT]\n    Name syslog\n";
         let doc = read_str(main, &d.join("main.conf"), d).expect("reads");
         let loaded = load(doc, &[d.join("r.conf")]).expect("loads");
-        let names: Vec<&str> = loaded
-            .parser_sections
-            .iter()
-            .filter_map(|s| s.value("Name"))
-            .collect();
+        let names: Vec<&str> = loaded.parser_sections.iter().filter_map(|s| s.value("Name")).collect();
         assert_eq!(names, ["r", "a", "b", "inline"]);
         assert_eq!(loaded.parser_sections[2].name, "MULTILINE_PARSER");
-        let kept: Vec<&str> = loaded
-            .doc
-            .sections
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
+        let kept: Vec<&str> = loaded.doc.sections.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(kept, ["SERVICE", "INPUT"]);
     }
 
@@ -281,31 +228,19 @@ mod tests {
     fn missing_parsers_files_are_errors_at_their_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let main =
-            "[SERVICE]\n    Parsers_File nope.conf\n    Parsers_File /no/such/parsers.conf\n";
+        let main = "[SERVICE]\n    Parsers_File nope.conf\n    Parsers_File /no/such/parsers.conf\n";
         let doc = read_str(main, &d.join("main.conf"), d).expect("reads");
-        let errs = load(doc, &[d.join("missing-r.conf")])
-            .expect_err("missing files")
-            .0;
+        let errs = load(doc, &[d.join("missing-r.conf")]).expect_err("missing files").0;
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 3, "{text:?}");
-        assert!(
-            text[0].starts_with("parsers file '")
-                && text[0].contains("missing-r.conf' (given with -R) not found")
-        );
+        assert!(text[0].starts_with("parsers file '") && text[0].contains("missing-r.conf' (given with -R) not found"));
         let main = d.join("main.conf");
         assert!(
-            text[1].starts_with(&format!(
-                "{}:2: parsers file 'nope.conf' not found",
-                main.display()
-            )),
+            text[1].starts_with(&format!("{}:2: parsers file 'nope.conf' not found", main.display())),
             "{}",
             text[1]
         );
-        assert!(text[2].starts_with(&format!(
-            "{}:3: parsers file '/no/such/parsers.conf'",
-            main.display()
-        )));
+        assert!(text[2].starts_with(&format!("{}:3: parsers file '/no/such/parsers.conf'", main.display())));
     }
 
     #[test]
@@ -314,8 +249,7 @@ mod tests {
         let d = dir.path();
         fs::write(d.join("p.conf"), "[PARSER]\n    Name p\n    Format json\n").expect("write");
         let main = "@SET PF=p.conf\n[SERVICE]\n    Parsers_File ${PF}\n";
-        let loaded =
-            load(read_str(main, &d.join("main.conf"), d).expect("reads"), &[]).expect("loads");
+        let loaded = load(read_str(main, &d.join("main.conf"), d).expect("reads"), &[]).expect("loads");
         assert_eq!(loaded.parser_sections.len(), 1);
     }
 }

@@ -38,11 +38,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(loc: Option<&Location>, message: impl Into<String>) -> Self {
-        ConfigError {
-            loc: loc.cloned(),
-            message: message.into(),
-            hint: None,
-        }
+        ConfigError { loc: loc.cloned(), message: message.into(), hint: None }
     }
 
     pub fn at(loc: &Location, message: impl Into<String>) -> Self {

@@ -96,8 +96,11 @@ pub fn check_keys(section: &Section, plugin: &str, tables: &[&[OptionSpec]]) -> 
             None => format!("valid keys: {}", names.join(", ")),
         };
         errors.push(
-            ConfigError::at(&p.loc, format!("unknown key '{}' for {} '{plugin}'", p.key, section.name.to_ascii_lowercase()))
-                .with_hint(hint),
+            ConfigError::at(
+                &p.loc,
+                format!("unknown key '{}' for {} '{plugin}'", p.key, section.name.to_ascii_lowercase()),
+            )
+            .with_hint(hint),
         );
     }
     errors

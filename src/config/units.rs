@@ -68,9 +68,10 @@ pub fn prop_seconds(p: &Property) -> Result<f64, ConfigError> {
 }
 
 pub fn prop_u64(p: &Property) -> Result<u64, ConfigError> {
-    p.value.trim().parse().map_err(|_| {
-        ConfigError::at(&p.loc, format!("'{}' must be a whole number, got '{}'", p.key, p.value))
-    })
+    p.value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::at(&p.loc, format!("'{}' must be a whole number, got '{}'", p.key, p.value)))
 }
 
 #[cfg(test)]

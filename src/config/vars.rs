@@ -42,10 +42,7 @@ impl Vars {
         V: Into<String>,
     {
         let env = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        Vars {
-            set: HashMap::new(),
-            env: Env::Fixed(env),
-        }
+        Vars { set: HashMap::new(), env: Env::Fixed(env) }
     }
 
     /// `@SET key=value`: a later set of the same name replaces the earlier.
@@ -142,10 +139,7 @@ mod tests {
 
     #[test]
     fn literal_dollars_and_unclosed_braces_are_kept() {
-        assert_eq!(
-            vars().expand("^(.*)$ /out/$log_file_path true"),
-            "^(.*)$ /out/$log_file_path true"
-        );
+        assert_eq!(vars().expand("^(.*)$ /out/$log_file_path true"), "^(.*)$ /out/$log_file_path true");
         assert_eq!(vars().expand("cost $5 ${HOST"), "cost $5 ${HOST");
         assert_eq!(vars().expand("${HOST}${"), "web-1${");
         assert_eq!(vars().expand("$${HOST}"), "$web-1");

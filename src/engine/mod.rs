@@ -22,7 +22,6 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use crate::input::handoff::{self, Intake};
 use crate::stats::{Named, Phase, Telemetry};
 use pipeline::Pipeline;
@@ -116,9 +115,18 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>, reload: Option<Reloader>) 
     }
     let (tx, intake) = handoff::channel(MAX_BATCHES, service.buffer_limit);
     let telemetry = Arc::new(Telemetry::new(
-        inputs.iter().map(|i| Named { name: i.settings.name.clone(), plugin: "syslog", counters: i.counters.clone() }).collect(),
-        filters.iter().map(|f| Named { name: f.name.clone(), plugin: f.filter.plugin(), counters: f.counters.clone() }).collect(),
-        outputs.iter().map(|o| Named { name: o.name.clone(), plugin: o.output.plugin(), counters: o.counters.clone() }).collect(),
+        inputs
+            .iter()
+            .map(|i| Named { name: i.settings.name.clone(), plugin: "syslog", counters: i.counters.clone() })
+            .collect(),
+        filters
+            .iter()
+            .map(|f| Named { name: f.name.clone(), plugin: f.filter.plugin(), counters: f.counters.clone() })
+            .collect(),
+        outputs
+            .iter()
+            .map(|o| Named { name: o.name.clone(), plugin: o.output.plugin(), counters: o.counters.clone() })
+            .collect(),
         Arc::default(),
         intake.in_flight_handle(),
         service.buffer_limit,

@@ -172,7 +172,9 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
     confine_and_warn(&inputs, &filters, &mut outputs, &mut warnings);
 
     if inputs.is_empty() && errors.is_empty() {
-        errors.push(ConfigError::new(None, "the configuration has no [INPUT]").with_hint("add an [INPUT] Name syslog section"));
+        errors.push(
+            ConfigError::new(None, "the configuration has no [INPUT]").with_hint("add an [INPUT] Name syslog section"),
+        );
     }
     if outputs.is_empty() && errors.is_empty() {
         warnings.push("the configuration has no [OUTPUT]: every record is counted as unrouted and discarded".into());
@@ -186,7 +188,12 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
 /// Tag-as-path outputs are confined to the fixed directories in front of
 /// the rewrite_tag rules' NEW_TAGs; and the footguns of that pattern are
 /// named (Fluent Bit runs them silently).
-fn confine_and_warn(inputs: &[InputPlan], filters: &[FilterInstance], outputs: &mut [OutputInstance], warnings: &mut Vec<String>) {
+fn confine_and_warn(
+    inputs: &[InputPlan],
+    filters: &[FilterInstance],
+    outputs: &mut [OutputInstance],
+    warnings: &mut Vec<String>,
+) {
     let mut roots = Vec::new();
     for f in filters {
         let Filter::RewriteTag(rt) = &f.filter else { continue };

@@ -57,47 +57,48 @@ impl Service {
         for s in doc.sections_named("SERVICE") {
             errors.extend(check_keys(s, "service", &[SERVICE]));
             for p in &s.props {
-                let r: Result<(), ConfigError> = match p.key.to_ascii_lowercase().as_str() {
-                    "flush" => prop_seconds(p).map(|v| svc.flush = Duration::from_secs_f64(v.max(0.01))),
-                    "grace" => prop_seconds(p).map(|v| svc.grace = Duration::from_secs_f64(v)),
-                    "log_level" => {
-                        let v = p.value.to_ascii_lowercase();
-                        if LOG_LEVELS.contains(&v.as_str()) {
-                            svc.log_level = v;
-                            Ok(())
-                        } else {
-                            Err(ConfigError::at(&p.loc, format!("unknown Log_Level '{}'", p.value))
-                                .with_hint(format!("use one of {}", LOG_LEVELS.join(", "))))
+                let r: Result<(), ConfigError> =
+                    match p.key.to_ascii_lowercase().as_str() {
+                        "flush" => prop_seconds(p).map(|v| svc.flush = Duration::from_secs_f64(v.max(0.01))),
+                        "grace" => prop_seconds(p).map(|v| svc.grace = Duration::from_secs_f64(v)),
+                        "log_level" => {
+                            let v = p.value.to_ascii_lowercase();
+                            if LOG_LEVELS.contains(&v.as_str()) {
+                                svc.log_level = v;
+                                Ok(())
+                            } else {
+                                Err(ConfigError::at(&p.loc, format!("unknown Log_Level '{}'", p.value))
+                                    .with_hint(format!("use one of {}", LOG_LEVELS.join(", "))))
+                            }
                         }
-                    }
-                    "log_file" => {
-                        svc.log_file = Some(PathBuf::from(&p.value));
-                        Ok(())
-                    }
-                    "buffer_limit" => prop_size(p).map(|v| svc.buffer_limit = v as usize),
-                    "time_zone" => match Zone::parse(&p.value) {
-                        Some(z) => {
-                            svc.zone = z;
+                        "log_file" => {
+                            svc.log_file = Some(PathBuf::from(&p.value));
                             Ok(())
                         }
-                        None => Err(ConfigError::at(&p.loc, format!("unknown time zone '{}'", p.value))
-                            .with_hint("use an IANA name such as Asia/Tokyo, UTC, or an offset such as +09:00")),
-                    },
-                    "http_server" => prop_bool(p).map(|v| svc.http_server = v),
-                    "hot_reload" => prop_bool(p).map(|v| svc.hot_reload = v),
-                    "http_listen" => {
-                        svc.http_listen = p.value.clone();
-                        Ok(())
-                    }
-                    "http_port" => p.value.trim().parse().map(|v| svc.http_port = v).map_err(|_| {
-                        ConfigError::at(&p.loc, format!("HTTP_Port '{}' is not a port number", p.value))
-                    }),
-                    "health_check" => prop_bool(p).map(|v| svc.health_check = v),
-                    "hc_errors_count" => prop_u64(p).map(|v| svc.hc_errors_count = v),
-                    "hc_retry_failure_count" => prop_u64(p).map(|v| svc.hc_retry_failure_count = v),
-                    "hc_period" => prop_u64(p).map(|v| svc.hc_period = v.max(1)),
-                    _ => Ok(()),
-                };
+                        "buffer_limit" => prop_size(p).map(|v| svc.buffer_limit = v as usize),
+                        "time_zone" => match Zone::parse(&p.value) {
+                            Some(z) => {
+                                svc.zone = z;
+                                Ok(())
+                            }
+                            None => Err(ConfigError::at(&p.loc, format!("unknown time zone '{}'", p.value))
+                                .with_hint("use an IANA name such as Asia/Tokyo, UTC, or an offset such as +09:00")),
+                        },
+                        "http_server" => prop_bool(p).map(|v| svc.http_server = v),
+                        "hot_reload" => prop_bool(p).map(|v| svc.hot_reload = v),
+                        "http_listen" => {
+                            svc.http_listen = p.value.clone();
+                            Ok(())
+                        }
+                        "http_port" => p.value.trim().parse().map(|v| svc.http_port = v).map_err(|_| {
+                            ConfigError::at(&p.loc, format!("HTTP_Port '{}' is not a port number", p.value))
+                        }),
+                        "health_check" => prop_bool(p).map(|v| svc.health_check = v),
+                        "hc_errors_count" => prop_u64(p).map(|v| svc.hc_errors_count = v),
+                        "hc_retry_failure_count" => prop_u64(p).map(|v| svc.hc_retry_failure_count = v),
+                        "hc_period" => prop_u64(p).map(|v| svc.hc_period = v.max(1)),
+                        _ => Ok(()),
+                    };
                 if let Err(e) = r {
                     errors.push(e);
                 }

@@ -36,7 +36,9 @@ impl Filter {
         match s.plugin_name().as_deref() {
             Some("parser") => parser::ParserFilter::from_section(s, ctx.parsers).map(Filter::Parser),
             Some("rewrite_tag") => rewrite_tag::RewriteTag::from_section(s).map(Filter::RewriteTag),
-            Some("lua") => lua::LuaFilter::from_section(s, ctx.base_dir, ctx.instance).map(|f| Filter::Lua(Box::new(f))),
+            Some("lua") => {
+                lua::LuaFilter::from_section(s, ctx.base_dir, ctx.instance).map(|f| Filter::Lua(Box::new(f)))
+            }
             Some(other) => Err(vec![ConfigError::at(
                 s.get("name").map(|p| &p.loc).unwrap_or(&s.loc),
                 format!("unknown filter '{other}'"),
@@ -56,7 +58,14 @@ impl Filter {
 
     /// Apply to one record: results that keep going to `out`, re-tagged
     /// copies that re-enter the chain to `emitted`.
-    pub fn apply(&mut self, rec: Record, out: &mut Vec<Record>, emitted: &mut Vec<Record>, counters: &FilterCounters, ctx: &ParseContext) {
+    pub fn apply(
+        &mut self,
+        rec: Record,
+        out: &mut Vec<Record>,
+        emitted: &mut Vec<Record>,
+        counters: &FilterCounters,
+        ctx: &ParseContext,
+    ) {
         match self {
             Filter::Parser(f) => f.apply(rec, out, counters, ctx),
             Filter::Lua(f) => f.apply(rec, out, counters),

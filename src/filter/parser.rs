@@ -57,7 +57,9 @@ impl ParserFilter {
             }
         }
         if s.get("parser").is_none() {
-            errors.push(ConfigError::at(&s.loc, "filter parser needs at least one Parser").with_hint("add 'Parser json'"));
+            errors.push(
+                ConfigError::at(&s.loc, "filter parser needs at least one Parser").with_hint("add 'Parser json'"),
+            );
         }
         let mut flag = |k: &str| match s.get(k) {
             None => false,

@@ -25,7 +25,11 @@ use crate::stats::FilterCounters;
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "Rule", default: None, desc: "KEY REGEX NEW_TAG KEEP; repeat for several, first match wins" },
     OptionSpec { name: "Emitter_Name", default: None, desc: "accepted for compatibility (no emitter queue)" },
-    OptionSpec { name: "Emitter_Mem_Buf_Limit", default: Some("10M"), desc: "accepted for compatibility (no emitter queue)" },
+    OptionSpec {
+        name: "Emitter_Mem_Buf_Limit",
+        default: Some("10M"),
+        desc: "accepted for compatibility (no emitter queue)",
+    },
     OptionSpec { name: "Emitter_Storage.type", default: Some("memory"), desc: "accepted for compatibility" },
 ];
 
@@ -58,7 +62,8 @@ impl TagTemplate {
                 match t.strip_prefix('[') {
                     Some(r) => {
                         let close = r.find(']').ok_or_else(|| format!("unclosed '$TAG[' in '{s}'"))?;
-                        let n = r[..close].trim().parse().map_err(|_| format!("'$TAG[{}]' needs a number", &r[..close]))?;
+                        let n =
+                            r[..close].trim().parse().map_err(|_| format!("'$TAG[{}]' needs a number", &r[..close]))?;
                         (Part::TagPart(n), &r[close + 1..])
                     }
                     None => (Part::Tag, t),
@@ -226,7 +231,10 @@ impl RewriteTag {
             }
         }
         if s.get("rule").is_none() {
-            errors.push(ConfigError::at(&s.loc, "rewrite_tag needs at least one Rule").with_hint("add 'Rule $KEY REGEX NEW_TAG KEEP'"));
+            errors.push(
+                ConfigError::at(&s.loc, "rewrite_tag needs at least one Rule")
+                    .with_hint("add 'Rule $KEY REGEX NEW_TAG KEEP'"),
+            );
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -272,7 +280,11 @@ mod tests {
     use std::path::PathBuf;
 
     fn prop(v: &str) -> Property {
-        Property { key: "Rule".into(), value: v.into(), loc: Location { file: Arc::new(PathBuf::from("t.conf")), line: 7 } }
+        Property {
+            key: "Rule".into(),
+            value: v.into(),
+            loc: Location { file: Arc::new(PathBuf::from("t.conf")), line: 7 },
+        }
     }
 
     fn rec(tag: &str, pairs: &[(&str, Value)]) -> Record {
@@ -284,7 +296,8 @@ mod tests {
     }
 
     fn run(rules: &[&str], r: Record) -> (Vec<Record>, Vec<Record>) {
-        let mut f = RewriteTag { rules: rules.iter().map(|x| Rule::parse(&prop(x)).unwrap()).collect(), buf: String::new() };
+        let mut f =
+            RewriteTag { rules: rules.iter().map(|x| Rule::parse(&prop(x)).unwrap()).collect(), buf: String::new() };
         let (mut out, mut emitted) = (Vec::new(), Vec::new());
         f.apply(r, &mut out, &mut emitted, &FilterCounters::default());
         (out, emitted)
@@ -292,7 +305,13 @@ mod tests {
 
     #[test]
     fn sidecar_rule_keeps_original_and_emits_dated_path() {
-        let r = rec("kube.*", &[("vhost", Value::from("example.com")), ("log_file_path", Value::from("2024-1123/istio-ingressgateway-access.log"))]);
+        let r = rec(
+            "kube.*",
+            &[
+                ("vhost", Value::from("example.com")),
+                ("log_file_path", Value::from("2024-1123/istio-ingressgateway-access.log")),
+            ],
+        );
         let (out, emitted) = run(&["vhost ^(.*)$ /log/output/path/$log_file_path true"], r);
         assert_eq!(&*out[0].tag, "kube.*");
         assert_eq!(&*emitted[0].tag, "/log/output/path/2024-1123/istio-ingressgateway-access.log");
@@ -311,7 +330,11 @@ mod tests {
 
     #[test]
     fn no_match_missing_key_or_non_string_keeps_the_tag() {
-        for r in [rec("t", &[("x", Value::from("a"))]), rec("t", &[("vhost", Value::Int(1))]), rec("t", &[("vhost", Value::from("zzz"))])] {
+        for r in [
+            rec("t", &[("x", Value::from("a"))]),
+            rec("t", &[("vhost", Value::Int(1))]),
+            rec("t", &[("vhost", Value::from("zzz"))]),
+        ] {
             let (out, emitted) = run(&["$vhost ^a$ new false"], r);
             assert_eq!((out.len(), emitted.len()), (1, 0));
             assert_eq!(&*out[0].tag, "t");
@@ -345,7 +368,10 @@ mod tests {
 
     #[test]
     fn literal_prefix_is_the_confinement_root() {
-        assert_eq!(TagTemplate::parse("/log/output/path/$log_file_path").unwrap().literal_prefix(), "/log/output/path/");
+        assert_eq!(
+            TagTemplate::parse("/log/output/path/$log_file_path").unwrap().literal_prefix(),
+            "/log/output/path/"
+        );
         assert_eq!(TagTemplate::parse("$TAG.x").unwrap().literal_prefix(), "");
     }
 }

@@ -38,13 +38,7 @@ pub struct Framer {
 
 impl Framer {
     pub fn new(mode: Framing, max: usize) -> Self {
-        Framer {
-            mode,
-            max: max.max(1),
-            buf: Vec::new(),
-            pos: 0,
-            skip: 0,
-        }
+        Framer { mode, max: max.max(1), buf: Vec::new(), pos: 0, skip: 0 }
     }
 
     /// Append freshly read bytes.

@@ -32,34 +32,28 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(input: usize) -> Self {
-        Batch {
-            input,
-            received_at: Timestamp::default(),
-            data: Vec::new(),
-            msgs: Vec::new(),
-        }
+        Batch { input, received_at: Timestamp::default(), data: Vec::new(), msgs: Vec::new() }
     }
 
     /// A batch sized for `msgs` messages of `bytes` in total (no growth slack:
     /// what sits in the hand-off is what the budget counts).
     pub fn with_capacity(input: usize, msgs: usize, bytes: usize) -> Self {
-        Batch { input, received_at: Timestamp::default(), data: Vec::with_capacity(bytes), msgs: Vec::with_capacity(msgs) }
+        Batch {
+            input,
+            received_at: Timestamp::default(),
+            data: Vec::with_capacity(bytes),
+            msgs: Vec::with_capacity(msgs),
+        }
     }
 
     pub fn push(&mut self, bytes: &[u8], peer: Option<Box<str>>) {
         let start = self.data.len() as u32;
         self.data.extend_from_slice(bytes);
-        self.msgs.push(Msg {
-            start,
-            len: bytes.len() as u32,
-            peer,
-        });
+        self.msgs.push(Msg { start, len: bytes.len() as u32, peer });
     }
 
     pub fn message(&self, m: &Msg) -> &[u8] {
-        self.data
-            .get(m.start as usize..(m.start + m.len) as usize)
-            .unwrap_or_default()
+        self.data.get(m.start as usize..(m.start + m.len) as usize).unwrap_or_default()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,14 +84,7 @@ pub struct Intake {
 pub fn channel(max_batches: usize, limit: usize) -> (Handoff, Intake) {
     let (tx, rx) = mpsc::sync_channel(max_batches.max(1));
     let in_flight = Arc::new(AtomicUsize::new(0));
-    (
-        Handoff {
-            tx,
-            in_flight: in_flight.clone(),
-            limit,
-        },
-        Intake { rx, in_flight },
-    )
+    (Handoff { tx, in_flight: in_flight.clone(), limit }, Intake { rx, in_flight })
 }
 
 impl Handoff {

@@ -146,10 +146,7 @@ pub struct SyslogSettings {
 impl SyslogSettings {
     pub fn from_section(s: &Section, index: usize) -> Result<Self, Vec<ConfigError>> {
         let mut errors = check_keys(s, "syslog", &[COMMON_INPUT, SYSLOG_OPTIONS]);
-        let name = s
-            .value("alias")
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("syslog.{index}"));
+        let name = s.value("alias").map(str::to_owned).unwrap_or_else(|| format!("syslog.{index}"));
         let mode = match s.get("mode") {
             None => Mode::UnixUdp,
             Some(p) => match p.value.to_ascii_lowercase().as_str() {
@@ -171,9 +168,7 @@ impl SyslogSettings {
         if mode.is_unix() && path.is_none() {
             errors.push(
                 ConfigError::at(&s.loc, format!("syslog mode {} needs a Path", mode.name()))
-                    .with_hint(
-                        "add 'Path /tmp/sidecar-nginx/sys-log.sock' (the socket nginx logs to)",
-                    ),
+                    .with_hint("add 'Path /tmp/sidecar-nginx/sys-log.sock' (the socket nginx logs to)"),
             );
         }
         let unix_perm = match s.get("unix_perm") {
@@ -182,11 +177,8 @@ impl SyslogSettings {
                 Ok(v) if v <= 0o7777 => v,
                 _ => {
                     errors.push(
-                        ConfigError::at(
-                            &p.loc,
-                            format!("Unix_Perm '{}' is not an octal mode", p.value),
-                        )
-                        .with_hint("e.g. 0666"),
+                        ConfigError::at(&p.loc, format!("Unix_Perm '{}' is not an octal mode", p.value))
+                            .with_hint("e.g. 0666"),
                     );
                     0o644
                 }
@@ -195,10 +187,7 @@ impl SyslogSettings {
         let port = match s.get("port") {
             None => 5140,
             Some(p) => p.value.trim().parse().unwrap_or_else(|_| {
-                errors.push(ConfigError::at(
-                    &p.loc,
-                    format!("Port '{}' is not a port number", p.value),
-                ));
+                errors.push(ConfigError::at(&p.loc, format!("Port '{}' is not a port number", p.value)));
                 5140
             }),
         };

@@ -56,7 +56,14 @@ impl Mapped {
     fn new(len: usize) -> Mapped {
         // SAFETY: a private anonymous mapping with no address hint.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             // Out of address space: fall back to the heap (leaked; one per receiver).
@@ -114,10 +121,7 @@ impl Slots {
         for i in 0..SLOTS {
             // SAFETY: i * SLOT is inside `bufs` (SLOT * SLOTS bytes).
             let iov_base = unsafe { base.add(i * SLOT) } as *mut libc::c_void;
-            s.iovs.push(libc::iovec {
-                iov_base,
-                iov_len: SLOT,
-            });
+            s.iovs.push(libc::iovec { iov_base, iov_len: SLOT });
         }
         s
     }
@@ -205,7 +209,11 @@ impl DgramReceiver {
                     if let Some(refused) = refused {
                         let n = refused.msgs.len() as u64;
                         self.counters.dropped(InputDrop::BufferFull, n);
-                        warn_limited!(drops, dropped = n, "pipeline buffer full: dropping received messages (counted as buffer_full)");
+                        warn_limited!(
+                            drops,
+                            dropped = n,
+                            "pipeline buffer full: dropping received messages (counted as buffer_full)"
+                        );
                     }
                 }
                 Ok(None) => {}
@@ -245,7 +253,11 @@ impl DgramReceiver {
             if let Err(refused) = self.handoff.offer(batch) {
                 let n = refused.msgs.len() as u64;
                 self.counters.dropped(InputDrop::BufferFull, n);
-                warn_limited!(drops, dropped = n, "pipeline buffer full: dropping received messages (counted as buffer_full)");
+                warn_limited!(
+                    drops,
+                    dropped = n,
+                    "pipeline buffer full: dropping received messages (counted as buffer_full)"
+                );
             }
         }
         if let Err(e) = w.replace(self.fd, new) {
@@ -274,13 +286,7 @@ impl DgramReceiver {
         // SAFETY: hdrs holds SLOTS armed headers whose iovecs point into `bufs`,
         // which outlives the call.
         let n = unsafe {
-            libc::recvmmsg(
-                self.fd,
-                slots.hdrs.as_mut_ptr(),
-                SLOTS as libc::c_uint,
-                flags,
-                std::ptr::null_mut(),
-            )
+            libc::recvmmsg(self.fd, slots.hdrs.as_mut_ptr(), SLOTS as libc::c_uint, flags, std::ptr::null_mut())
         };
         if n < 0 {
             let e = std::io::Error::last_os_error();
@@ -309,11 +315,8 @@ impl DgramReceiver {
                 self.counters.dropped(InputDrop::Empty, 1);
                 continue;
             }
-            let peer = if self.want_peer {
-                peer_name(&slots.names[i], slots.hdrs[i].msg_hdr.msg_namelen)
-            } else {
-                None
-            };
+            let peer =
+                if self.want_peer { peer_name(&slots.names[i], slots.hdrs[i].msg_hdr.msg_namelen) } else { None };
             batch.push(data, peer);
         }
         self.counters.received.add(n as u64);
@@ -333,21 +336,13 @@ fn peer_name(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Box<st
             // SAFETY: the family says this storage holds a sockaddr_in.
             let a = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
             let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(
-                SocketAddr::from((ip, u16::from_be(a.sin_port)))
-                    .to_string()
-                    .into(),
-            )
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))).to_string().into())
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this storage holds a sockaddr_in6.
             let a = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
             let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(
-                SocketAddr::from((ip, u16::from_be(a.sin6_port)))
-                    .to_string()
-                    .into(),
-            )
+            Some(SocketAddr::from((ip, u16::from_be(a.sin6_port))).to_string().into())
         }
         _ => None,
     }
@@ -376,8 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let (tx, rx) = handoff::channel(batches, limit);
         let counters = Arc::new(InputCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -495,7 +489,7 @@ mod tests {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let fd = sock.as_raw_fd();
         let tiny: libc::c_int = 1; // raised to the kernel's minimum
-        // SAFETY: fd is an open socket; the value is a c_int.
+                                   // SAFETY: fd is an open socket; the value is a c_int.
         let rc = unsafe {
             libc::setsockopt(
                 fd,

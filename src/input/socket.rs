@@ -28,16 +28,11 @@ pub fn clear_stale_socket(path: &Path, dgram: bool) -> io::Result<()> {
     if !meta.file_type().is_socket() {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!(
-                "{} exists and is not a socket; refusing to replace it",
-                path.display()
-            ),
+            format!("{} exists and is not a socket; refusing to replace it", path.display()),
         ));
     }
     let live = if dgram {
-        UnixDatagram::unbound()
-            .and_then(|s| s.connect(path))
-            .is_ok()
+        UnixDatagram::unbound().and_then(|s| s.connect(path)).is_ok()
     } else {
         std::os::unix::net::UnixStream::connect(path).is_ok()
     };
@@ -124,24 +119,14 @@ pub fn granted_rcvbuf(fd: i32) -> Option<usize> {
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: v and len are valid for writes of their sizes.
     let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            &mut v as *mut _ as *mut libc::c_void,
-            &mut len,
-        )
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &mut v as *mut _ as *mut libc::c_void, &mut len)
     };
     (rc == 0).then_some(v as usize)
 }
 
 /// `net.unix.max_dgram_qlen` of this network namespace.
 pub fn unix_qlen() -> Option<u64> {
-    std::fs::read_to_string(QLEN_SYSCTL)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    std::fs::read_to_string(QLEN_SYSCTL).ok()?.trim().parse().ok()
 }
 
 /// The start-up line about the kernel queue: its depth, and the fix when it
@@ -177,10 +162,7 @@ pub fn udp_queue_report(sock: &UdpSocket, asked: Option<usize>) {
              (gatelog forces it with CAP_NET_ADMIN, else it is capped by net.core.rmem_max)"
         );
     } else {
-        tracing::info!(
-            rcvbuf_bytes = granted,
-            "UDP receive buffer (about {lines} nginx lines of ~1 KiB)"
-        );
+        tracing::info!(rcvbuf_bytes = granted, "UDP receive buffer (about {lines} nginx lines of ~1 KiB)");
     }
 }
 
@@ -197,10 +179,7 @@ mod tests {
         let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o666);
         // A live socket is not stolen.
-        assert_eq!(
-            bind_unix_dgram(&sock, 0o666).unwrap_err().kind(),
-            io::ErrorKind::AddrInUse
-        );
+        assert_eq!(bind_unix_dgram(&sock, 0o666).unwrap_err().kind(), io::ErrorKind::AddrInUse);
         drop(s);
 
         let file = dir.path().join("f");

@@ -83,10 +83,7 @@ impl StreamServer {
                 },
             };
             if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                warn_limited!(
-                    limiter,
-                    "too many connections ({MAX_CONNECTIONS}); closing a new one"
-                );
+                warn_limited!(limiter, "too many connections ({MAX_CONNECTIONS}); closing a new one");
                 continue;
             }
             open.fetch_add(1, Ordering::Relaxed);
@@ -100,12 +97,10 @@ impl StreamServer {
             };
             let open = open.clone();
             workers.retain(|h: &std::thread::JoinHandle<()>| !h.is_finished());
-            match std::thread::Builder::new()
-                .name("gatelog-conn".into())
-                .spawn(move || {
-                    reader.run(conn);
-                    open.fetch_sub(1, Ordering::Relaxed);
-                }) {
+            match std::thread::Builder::new().name("gatelog-conn".into()).spawn(move || {
+                reader.run(conn);
+                open.fetch_sub(1, Ordering::Relaxed);
+            }) {
                 Ok(h) => workers.push(h),
                 Err(e) => warn_limited!(limiter, error = %e, "cannot start a connection thread"),
             }
@@ -127,11 +122,7 @@ impl StreamServer {
 }
 
 fn readable(fd: i32, timeout: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) > 0 }
 }
@@ -161,12 +152,7 @@ impl ConnReader {
                         break;
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                     // After stop, one idle period means the peer has nothing more in flight.
                     if self.stop.load(Ordering::Relaxed) {
                         if idle_after_stop {
@@ -183,10 +169,7 @@ impl ConnReader {
             }
         }
         if self.framer.pending() > 0 {
-            tracing::debug!(
-                bytes = self.framer.pending(),
-                "connection closed with an unterminated message"
-            );
+            tracing::debug!(bytes = self.framer.pending(), "connection closed with an unterminated message");
         }
     }
 
@@ -209,16 +192,10 @@ impl ConnReader {
                 Frame::Oversize => {
                     self.counters.received.inc();
                     self.counters.dropped(InputDrop::Oversize, 1);
-                    warn_limited!(
-                        limiter,
-                        "message over the size limit skipped (counted as oversize)"
-                    );
+                    warn_limited!(limiter, "message over the size limit skipped (counted as oversize)");
                 }
                 Frame::Corrupt => {
-                    warn_limited!(
-                        limiter,
-                        "invalid octet-counting frame header; closing the connection"
-                    );
+                    warn_limited!(limiter, "invalid octet-counting frame header; closing the connection");
                     ok = false;
                     break;
                 }

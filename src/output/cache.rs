@@ -179,12 +179,7 @@ impl FileCache {
     }
 
     fn evict_lru(&mut self, counters: &OutputCounters) {
-        let Some(path) = self
-            .dests
-            .iter()
-            .min_by_key(|(_, d)| d.last_used)
-            .map(|(p, _)| p.clone())
-        else {
+        let Some(path) = self.dests.iter().min_by_key(|(_, d)| d.last_used).map(|(p, _)| p.clone()) else {
             return;
         };
         if let Some(mut dest) = self.dests.remove(&path) {
@@ -233,9 +228,7 @@ impl Io {
     /// Make sure `dest.file` is open and still the file `path` names.
     fn ensure_open(&self, path: &str, dest: &mut Dest) -> io::Result<()> {
         if let Some(of) = &dest.file {
-            let same = fs::metadata(path)
-                .map(|m| m.dev() == of.dev && m.ino() == of.ino)
-                .unwrap_or(false);
+            let same = fs::metadata(path).map(|m| m.dev() == of.dev && m.ino() == of.ino).unwrap_or(false);
             if same {
                 return Ok(());
             }
@@ -243,22 +236,11 @@ impl Io {
         }
         let file = open_append(path, dest.root.as_deref(), self.mkdir)?;
         let md = file.metadata()?;
-        dest.file = Some(OpenFile {
-            dev: md.dev(),
-            ino: md.ino(),
-            file,
-        });
+        dest.file = Some(OpenFile { dev: md.dev(), ino: md.ino(), file });
         Ok(())
     }
 
-    fn fail(
-        &self,
-        path: &str,
-        dest: &mut Dest,
-        op: &str,
-        e: &io::Error,
-        counters: &OutputCounters,
-    ) {
+    fn fail(&self, path: &str, dest: &mut Dest, op: &str, e: &io::Error, counters: &OutputCounters) {
         counters.errors.inc();
         counters.dropped_records.add(dest.pending);
         warn_limited!(
@@ -296,9 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = OutputCounters::default();
         let mut cache = FileCache::new("file.0", 2, DEFAULT_BUFFER, true);
-        let paths: Vec<String> = (0..5)
-            .map(|i| format!("{}/f{i}.log", dir.path().display()))
-            .collect();
+        let paths: Vec<String> = (0..5).map(|i| format!("{}/f{i}.log", dir.path().display())).collect();
         for round in 0..3 {
             for p in &paths {
                 cache.append(p, None, &c, line(if round == 2 { "c\n" } else { "ab\n" }));
@@ -365,10 +345,7 @@ mod tests {
         cache.append(&p, None, &c, line("three\n"));
         cache.close(&c);
         assert_eq!(fs::read_to_string(&rotated).unwrap(), "one\n");
-        assert_eq!(
-            fs::read_to_string(dir.path().join("a.log.2")).unwrap(),
-            "two\n"
-        );
+        assert_eq!(fs::read_to_string(dir.path().join("a.log.2")).unwrap(), "two\n");
         assert_eq!(fs::read_to_string(&p).unwrap(), "three\n");
         assert_eq!(c.proc_records.get(), 3);
     }

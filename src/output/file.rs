@@ -30,85 +30,30 @@ use crate::warn_limited;
 use crate::zone::Zone;
 
 const fn opt(name: &'static str, default: Option<&'static str>, desc: &'static str) -> OptionSpec {
-    OptionSpec {
-        name,
-        default,
-        desc,
-    }
+    OptionSpec { name, default, desc }
 }
 
 pub const OPTIONS: &[OptionSpec] = &[
-    opt(
-        "Path",
-        None,
-        "directory of the output files; may contain %Y %m %d %H %M (record time)",
-    ),
-    opt(
-        "File",
-        None,
-        "file name (default: the tag); may contain %Y %m %d %H %M",
-    ),
-    opt(
-        "Format",
-        Some("out_file"),
-        "out_file, plain, csv, ltsv or template",
-    ),
-    opt(
-        "Template",
-        Some("{time} {message}"),
-        "line template of Format template",
-    ),
-    opt(
-        "Delimiter",
-        None,
-        "csv/ltsv field delimiter: \\t, tab, space or comma",
-    ),
-    opt(
-        "Label_Delimiter",
-        None,
-        "ltsv label delimiter: \\t, tab, space or comma",
-    ),
-    opt(
-        "CSV_Column_Names",
-        Some("off"),
-        "csv: write a header line to an empty file",
-    ),
-    opt(
-        "Mkdir",
-        Some("on"),
-        "gatelog: create missing directories (Fluent Bit 1.8 has no such option)",
-    ),
-    opt(
-        "Max_Open_Files",
-        Some("64"),
-        "gatelog: files kept open at once (least recently used closed first)",
-    ),
-    opt(
-        "Buffer_Size",
-        Some("64K"),
-        "gatelog: bytes buffered per file before a write",
-    ),
-    opt(
-        "Fallback_File",
-        Some("gatelog-refused.log"),
-        "gatelog: where records with a refused path go, or 'drop'",
-    ),
+    opt("Path", None, "directory of the output files; may contain %Y %m %d %H %M (record time)"),
+    opt("File", None, "file name (default: the tag); may contain %Y %m %d %H %M"),
+    opt("Format", Some("out_file"), "out_file, plain, csv, ltsv or template"),
+    opt("Template", Some("{time} {message}"), "line template of Format template"),
+    opt("Delimiter", None, "csv/ltsv field delimiter: \\t, tab, space or comma"),
+    opt("Label_Delimiter", None, "ltsv label delimiter: \\t, tab, space or comma"),
+    opt("CSV_Column_Names", Some("off"), "csv: write a header line to an empty file"),
+    opt("Mkdir", Some("on"), "gatelog: create missing directories (Fluent Bit 1.8 has no such option)"),
+    opt("Max_Open_Files", Some("64"), "gatelog: files kept open at once (least recently used closed first)"),
+    opt("Buffer_Size", Some("64K"), "gatelog: bytes buffered per file before a write"),
+    opt("Fallback_File", Some("gatelog-refused.log"), "gatelog: where records with a refused path go, or 'drop'"),
 ];
 
 const DEFAULT_FALLBACK: &str = "gatelog-refused.log";
 
 #[derive(Debug)]
 enum Layout {
-    PathFile {
-        path: PathTemplate,
-        file: PathTemplate,
-    },
-    PathTag {
-        path: PathTemplate,
-    },
-    File {
-        file: PathTemplate,
-    },
+    PathFile { path: PathTemplate, file: PathTemplate },
+    PathTag { path: PathTemplate },
+    File { file: PathTemplate },
     Tag,
 }
 
@@ -142,29 +87,17 @@ pub(crate) struct FileOutput {
 }
 
 impl FileOutput {
-    pub(crate) fn from_section(
-        section: &Section,
-        ctx: &OutputContext,
-    ) -> Result<FileOutput, Vec<ConfigError>> {
+    pub(crate) fn from_section(section: &Section, ctx: &OutputContext) -> Result<FileOutput, Vec<ConfigError>> {
         let mut errors = Vec::new();
-        let path = section
-            .get("Path")
-            .and_then(|p| keep(&mut errors, PathTemplate::parse(p)));
-        let file = section
-            .get("File")
-            .and_then(|p| keep(&mut errors, PathTemplate::parse(p)));
-        let mkdir = section
-            .get("Mkdir")
-            .and_then(|p| keep(&mut errors, prop_bool(p)))
-            .unwrap_or(true);
+        let path = section.get("Path").and_then(|p| keep(&mut errors, PathTemplate::parse(p)));
+        let file = section.get("File").and_then(|p| keep(&mut errors, PathTemplate::parse(p)));
+        let mkdir = section.get("Mkdir").and_then(|p| keep(&mut errors, prop_bool(p))).unwrap_or(true);
         let max_open = section
             .get("Max_Open_Files")
             .and_then(|p| keep(&mut errors, positive(p)))
             .unwrap_or(DEFAULT_MAX_OPEN as u64);
-        let buffer = section
-            .get("Buffer_Size")
-            .and_then(|p| keep(&mut errors, prop_size(p)))
-            .unwrap_or(DEFAULT_BUFFER as u64);
+        let buffer =
+            section.get("Buffer_Size").and_then(|p| keep(&mut errors, prop_size(p))).unwrap_or(DEFAULT_BUFFER as u64);
         let fallback = match section.get("Fallback_File") {
             Some(p) if p.value.eq_ignore_ascii_case("drop") => None,
             Some(p) => keep(&mut errors, check_config_path(p)).map(|_| p.value.clone()),
@@ -182,9 +115,7 @@ impl FileOutput {
                 );
             }
         }
-        let format = Format::from_section(section)
-            .map_err(|e| errors.extend(e))
-            .ok();
+        let format = Format::from_section(section).map_err(|e| errors.extend(e)).ok();
         let (Some(format), true) = (format, errors.is_empty()) else {
             return Err(errors);
         };
@@ -305,13 +236,12 @@ impl FileOutput {
     fn append(&mut self, rec: &Record, root_len: Option<usize>, counters: &OutputCounters) {
         let root = root_len.and_then(|n| self.scratch.get(..n));
         let format = &self.format;
-        self.cache
-            .append(&self.scratch, root, counters, |buf, header| {
-                if buf.is_empty() && header.is_none() {
-                    *header = format.csv_header(rec);
-                }
-                format.render(rec, buf);
-            });
+        self.cache.append(&self.scratch, root, counters, |buf, header| {
+            if buf.is_empty() && header.is_none() {
+                *header = format.csv_header(rec);
+            }
+            format.render(rec, buf);
+        });
     }
 
     pub(crate) fn flush(&mut self, counters: &OutputCounters) {
@@ -357,10 +287,7 @@ fn keep<T>(errors: &mut Vec<ConfigError>, r: Result<T, ConfigError>) -> Option<T
 
 fn positive(p: &Property) -> Result<u64, ConfigError> {
     match prop_u64(p)? {
-        0 => Err(ConfigError::at(
-            &p.loc,
-            format!("'{}' must be at least 1", p.key),
-        )),
+        0 => Err(ConfigError::at(&p.loc, format!("'{}' must be at least 1", p.key))),
         n => Ok(n),
     }
 }
@@ -369,11 +296,8 @@ fn positive(p: &Property) -> Result<u64, ConfigError> {
 /// rules as paths from record data.
 fn check_config_path(p: &Property) -> Result<(), ConfigError> {
     check_component_path(&p.value).map_err(|why| {
-        ConfigError::at(
-            &p.loc,
-            format!("'{}' is not allowed: {}", p.key, why.as_str()),
-        )
-        .with_hint("name a file inside Path, without '..' or control characters")
+        ConfigError::at(&p.loc, format!("'{}' is not allowed: {}", p.key, why.as_str()))
+            .with_hint("name a file inside Path, without '..' or control characters")
     })
 }
 
@@ -391,11 +315,7 @@ mod tests {
     const SIDECAR_OUTPUT: &str = "[OUTPUT]\n    Name               file\n    Match              *\n    Format             template\n    Template           time:{time}\tmethod:{method}\turi:{uri}\tstatus:{status}\tvhost:{vhost}\tremote_addr:{remote_addr}\trequest_time:{request_time}\tuser_agent:{user_agent}\n";
 
     fn ctx(zone: Zone) -> OutputContext<'static> {
-        OutputContext {
-            base_dir: Path::new("."),
-            instance: "file.0",
-            zone,
-        }
+        OutputContext { base_dir: Path::new("."), instance: "file.0", zone }
     }
 
     fn output(text: &str, zone: Zone) -> Result<Output, Vec<ConfigError>> {
@@ -420,11 +340,7 @@ mod tests {
     }
 
     fn balanced(c: &OutputCounters, given: u64) {
-        assert_eq!(
-            c.proc_records.get() + c.dropped_records.get(),
-            given,
-            "received = written + dropped"
-        );
+        assert_eq!(c.proc_records.get() + c.dropped_records.get(), given, "received = written + dropped");
     }
 
     #[test]
@@ -434,10 +350,7 @@ mod tests {
         assert_eq!(out.describe(), "file: <tag> (template)");
         // §0.2: the re-tagged copy after the Lua filter (first `time` wins
         // nothing: `{time}` is always the event time).
-        let tag = format!(
-            "{}/2024-1123/istio-ingressgateway-access.log",
-            dir.path().display()
-        );
+        let tag = format!("{}/2024-1123/istio-ingressgateway-access.log", dir.path().display());
         let r = rec(
             &tag,
             1732379400,
@@ -467,15 +380,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let tokyo = Zone::parse("Asia/Tokyo").unwrap();
-        let mut out = output(
-            &section(&[
-                ("Path", &format!("{d}/%Y")),
-                ("File", "%Y-%m-%d.log"),
-                ("Format", "plain"),
-            ]),
-            tokyo,
-        )
-        .unwrap();
+        let mut out =
+            output(&section(&[("Path", &format!("{d}/%Y")), ("File", "%Y-%m-%d.log"), ("Format", "plain")]), tokyo)
+                .unwrap();
         assert_eq!(out.describe(), format!("file: {d}/%Y/%Y-%m-%d.log (plain)"));
         let c = OutputCounters::default();
         // 2024-11-23T14:59:59Z = 23:59:59 JST; one second later is the 24th.
@@ -483,10 +390,7 @@ mod tests {
         out.write(&rec("a", 1732374000, &[("n", "2")]), &c);
         out.write(&rec("a", 1732374001, &[("n", "3")]), &c);
         out.close(&c);
-        assert_eq!(
-            fs::read_to_string(dir.path().join("2024/2024-11-23.log")).unwrap(),
-            "{\"n\":\"1\"}\n"
-        );
+        assert_eq!(fs::read_to_string(dir.path().join("2024/2024-11-23.log")).unwrap(), "{\"n\":\"1\"}\n");
         assert_eq!(
             fs::read_to_string(dir.path().join("2024/2024-11-24.log")).unwrap(),
             "{\"n\":\"2\"}\n{\"n\":\"3\"}\n"
@@ -507,45 +411,25 @@ mod tests {
             fs::read_to_string(dir.path().join("abs/x.log")).unwrap(),
             "/abs/x.log: [5.000000000, {\"k\":\"v\"}]\n"
         );
-        assert_eq!(
-            fs::read_to_string(dir.path().join("app")).unwrap(),
-            "app: [5.000000000, {\"k\":\"w\"}]\n"
-        );
+        assert_eq!(fs::read_to_string(dir.path().join("app")).unwrap(), "app: [5.000000000, {\"k\":\"w\"}]\n");
     }
 
     #[test]
     fn unsafe_tags_go_to_the_fallback_and_are_counted() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("root");
-        let mut out = output(
-            &section(&[
-                ("Path", d.to_str().unwrap()),
-                ("Format", "template"),
-                ("Template", "{m}"),
-            ]),
-            Zone::Utc,
-        )
-        .unwrap();
+        let mut out =
+            output(&section(&[("Path", d.to_str().unwrap()), ("Format", "template"), ("Template", "{m}")]), Zone::Utc)
+                .unwrap();
         let c = OutputCounters::default();
         let long = "x".repeat(256);
-        for (i, tag) in [
-            "../escape.log",
-            "a/../../b",
-            "nul\0tag",
-            "new\nline",
-            long.as_str(),
-            "ok.log",
-        ]
-        .iter()
-        .enumerate()
+        for (i, tag) in
+            ["../escape.log", "a/../../b", "nul\0tag", "new\nline", long.as_str(), "ok.log"].iter().enumerate()
         {
             out.write(&rec(tag, 1, &[("m", &i.to_string())]), &c);
         }
         out.close(&c);
-        assert_eq!(
-            fs::read_to_string(d.join("gatelog-refused.log")).unwrap(),
-            "0\n1\n2\n3\n4\n"
-        );
+        assert_eq!(fs::read_to_string(d.join("gatelog-refused.log")).unwrap(), "0\n1\n2\n3\n4\n");
         assert_eq!(fs::read_to_string(d.join("ok.log")).unwrap(), "5\n");
         assert!(!dir.path().join("escape.log").exists());
         assert_eq!(c.path_refused.get(), 5);
@@ -562,28 +446,15 @@ mod tests {
         out.write(&rec(&evil, 1, &[("k", "v")]), &c);
         out.write(&rec("", 1, &[("k", "v")]), &c);
         out.close(&c);
-        assert_eq!(
-            (
-                c.path_refused.get(),
-                c.dropped_records.get(),
-                c.proc_records.get()
-            ),
-            (2, 2, 0)
-        );
+        assert_eq!((c.path_refused.get(), c.dropped_records.get(), c.proc_records.get()), (2, 2, 0));
         balanced(&c, 2);
 
         let fallback = dir.path().join("refused.log");
-        let mut out = output(
-            &section(&[("Fallback_File", fallback.to_str().unwrap())]),
-            Zone::Utc,
-        )
-        .unwrap();
+        let mut out = output(&section(&[("Fallback_File", fallback.to_str().unwrap())]), Zone::Utc).unwrap();
         let c = OutputCounters::default();
         out.write(&rec(&evil, 1, &[("k", "v")]), &c);
         out.close(&c);
-        assert!(fs::read_to_string(&fallback)
-            .unwrap()
-            .ends_with("/../x.log: [1.000000000, {\"k\":\"v\"}]\n"));
+        assert!(fs::read_to_string(&fallback).unwrap().ends_with("/../x.log: [1.000000000, {\"k\":\"v\"}]\n"));
         assert_eq!(c.path_refused.get(), 1);
         balanced(&c, 1);
     }
@@ -605,11 +476,7 @@ mod tests {
             fs::write(&f, "").unwrap();
             f
         };
-        let mut out = output(
-            &section(&[("Path", target.to_str().unwrap()), ("File", "x.log")]),
-            Zone::Utc,
-        )
-        .unwrap();
+        let mut out = output(&section(&[("Path", target.to_str().unwrap()), ("File", "x.log")]), Zone::Utc).unwrap();
         let c = OutputCounters::default();
         out.write(&rec("t", 1, &[("k", "v")]), &c);
         out.write(&rec("t", 1, &[("k", "v")]), &c);
@@ -625,11 +492,7 @@ mod tests {
     fn mkdir_off_loses_the_buffer_like_fluent_bit_1_8() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("missing/x.log");
-        let mut out = output(
-            &section(&[("File", p.to_str().unwrap()), ("Mkdir", "off")]),
-            Zone::Utc,
-        )
-        .unwrap();
+        let mut out = output(&section(&[("File", p.to_str().unwrap()), ("Mkdir", "off")]), Zone::Utc).unwrap();
         let c = OutputCounters::default();
         out.write(&rec("t", 1, &[("k", "v")]), &c);
         out.close(&c);
@@ -642,11 +505,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.csv");
         let mut out = output(
-            &section(&[
-                ("File", p.to_str().unwrap()),
-                ("Format", "csv"),
-                ("CSV_Column_Names", "on"),
-            ]),
+            &section(&[("File", p.to_str().unwrap()), ("Format", "csv"), ("CSV_Column_Names", "on")]),
             Zone::Utc,
         )
         .unwrap();
@@ -663,15 +522,8 @@ mod tests {
 
     #[test]
     fn config_mistakes_are_refused_with_locations() {
-        let errs = output(
-            &section(&[
-                ("Pth", "/x"),
-                ("Format", "msgpack"),
-                ("Max_Open_Files", "0"),
-            ]),
-            Zone::Utc,
-        )
-        .unwrap_err();
+        let errs =
+            output(&section(&[("Pth", "/x"), ("Format", "msgpack"), ("Max_Open_Files", "0")]), Zone::Utc).unwrap_err();
         let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(errs.len(), 3, "{text:?}");
         assert!(
@@ -679,45 +531,18 @@ mod tests {
                 && text[0].contains("did you mean 'Path'?"),
             "{text:?}"
         );
-        assert!(
-            text.iter()
-                .any(|t| t.starts_with("t.conf:5: 'Max_Open_Files' must be at least 1")),
-            "{text:?}"
-        );
-        assert!(
-            text.iter()
-                .any(|t| t.starts_with("t.conf:4: 'Format msgpack' is not supported")),
-            "{text:?}"
-        );
+        assert!(text.iter().any(|t| t.starts_with("t.conf:5: 'Max_Open_Files' must be at least 1")), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("t.conf:4: 'Format msgpack' is not supported")), "{text:?}");
 
-        let errs = output(
-            &section(&[
-                ("Path", "/x"),
-                ("File", "../y.log"),
-                ("Fallback_File", "a/../../z"),
-            ]),
-            Zone::Utc,
-        )
-        .unwrap_err();
+        let errs = output(&section(&[("Path", "/x"), ("File", "../y.log"), ("Fallback_File", "a/../../z")]), Zone::Utc)
+            .unwrap_err();
         assert_eq!(errs.len(), 2);
         let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        assert!(
-            text.iter()
-                .any(|t| t.starts_with("t.conf:4: 'File' is not allowed: '..' component")),
-            "{text:?}"
-        );
-        assert!(
-            text.iter()
-                .any(|t| t.starts_with("t.conf:5: 'Fallback_File' is not allowed")),
-            "{text:?}"
-        );
+        assert!(text.iter().any(|t| t.starts_with("t.conf:4: 'File' is not allowed: '..' component")), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("t.conf:5: 'Fallback_File' is not allowed")), "{text:?}");
 
         let errs = output("[OUTPUT]\n    Name es\n", Zone::Utc).unwrap_err();
-        assert!(
-            errs[0].to_string().contains("unknown output plugin 'es'"),
-            "{}",
-            errs[0]
-        );
+        assert!(errs[0].to_string().contains("unknown output plugin 'es'"), "{}", errs[0]);
         assert!(output("[OUTPUT]\n    Name null\n    Match *\n", Zone::Utc).is_ok());
     }
 

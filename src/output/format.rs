@@ -40,12 +40,8 @@ impl Format {
     /// `CSV_Column_Names` from an `[OUTPUT]` section of the `file` plugin.
     pub fn from_section(section: &Section) -> Result<Format, Vec<ConfigError>> {
         let mut errors = Vec::new();
-        let delimiter = section
-            .get("Delimiter")
-            .and_then(|p| parse_delimiter(p).map_err(|e| errors.push(e)).ok());
-        let label = section
-            .get("Label_Delimiter")
-            .and_then(|p| parse_delimiter(p).map_err(|e| errors.push(e)).ok());
+        let delimiter = section.get("Delimiter").and_then(|p| parse_delimiter(p).map_err(|e| errors.push(e)).ok());
+        let label = section.get("Label_Delimiter").and_then(|p| parse_delimiter(p).map_err(|e| errors.push(e)).ok());
         let column_names = match section.get("CSV_Column_Names") {
             Some(p) => prop_bool(p).map_err(|e| errors.push(e)).unwrap_or(false),
             None => false,
@@ -55,32 +51,26 @@ impl Format {
             Some(p) => match p.value.to_ascii_lowercase().as_str() {
                 "out_file" => Some(Format::OutFile),
                 "plain" => Some(Format::Plain),
-                "csv" => Some(Format::Csv {
-                    delimiter: delimiter.unwrap_or(","),
-                    column_names,
-                }),
-                "ltsv" => Some(Format::Ltsv {
-                    delimiter: delimiter.unwrap_or("\t"),
-                    label_delimiter: label.unwrap_or(":"),
-                }),
+                "csv" => Some(Format::Csv { delimiter: delimiter.unwrap_or(","), column_names }),
+                "ltsv" => {
+                    Some(Format::Ltsv { delimiter: delimiter.unwrap_or("\t"), label_delimiter: label.unwrap_or(":") })
+                }
                 "template" => {
                     let text = section.value("Template").unwrap_or(Template::DEFAULT);
                     Some(Format::Template(Template::compile(text)))
                 }
                 "msgpack" => {
                     errors.push(
-                        ConfigError::at(&p.loc, "'Format msgpack' is not supported by gatelog")
-                            .with_hint("use out_file, plain, csv, ltsv or template (msgpack dumps raw Fluent Bit chunks)"),
+                        ConfigError::at(&p.loc, "'Format msgpack' is not supported by gatelog").with_hint(
+                            "use out_file, plain, csv, ltsv or template (msgpack dumps raw Fluent Bit chunks)",
+                        ),
                     );
                     None
                 }
                 other => {
                     errors.push(
-                        ConfigError::at(
-                            &p.loc,
-                            format!("unknown Format '{other}' for output 'file'"),
-                        )
-                        .with_hint("use out_file, plain, csv, ltsv or template"),
+                        ConfigError::at(&p.loc, format!("unknown Format '{other}' for output 'file'"))
+                            .with_hint("use out_file, plain, csv, ltsv or template"),
                     );
                     None
                 }
@@ -128,10 +118,7 @@ impl Format {
                 }
                 out.push(b'\n');
             }
-            Format::Ltsv {
-                delimiter,
-                label_delimiter,
-            } => {
+            Format::Ltsv { delimiter, label_delimiter } => {
                 if rec.fields.is_empty() {
                     return;
                 }
@@ -154,11 +141,7 @@ impl Format {
     /// `CSV_Column_Names` is on: `timestamp<d>"k1"<d>"k2"` (keys quoted by
     /// msgpack-style printing, exactly as Fluent Bit writes them).
     pub fn csv_header(&self, rec: &Record) -> Option<Vec<u8>> {
-        let Format::Csv {
-            delimiter,
-            column_names: true,
-        } = self
-        else {
+        let Format::Csv { delimiter, column_names: true } = self else {
             return None;
         };
         if rec.fields.is_empty() {
@@ -184,14 +167,9 @@ fn parse_delimiter(p: &Property) -> Result<&'static str, ConfigError> {
         "comma" => Ok(","),
         _ => Err(ConfigError::at(
             &p.loc,
-            format!(
-                "'{}' must be one of \\t, tab, space, comma; got '{}'",
-                p.key, p.value
-            ),
+            format!("'{}' must be one of \\t, tab, space, comma; got '{}'", p.key, p.value),
         )
-        .with_hint(
-            "Fluent Bit ignores other values and keeps the default; write one of the four words",
-        )),
+        .with_hint("Fluent Bit ignores other values and keeps the default; write one of the four words")),
     }
 }
 
@@ -204,10 +182,7 @@ mod tests {
     use std::sync::Arc;
 
     pub(crate) fn section(props: &[(&str, &str)]) -> Section {
-        let loc = Location {
-            file: Arc::new(PathBuf::from("t.conf")),
-            line: 1,
-        };
+        let loc = Location { file: Arc::new(PathBuf::from("t.conf")), line: 1 };
         Section {
             name: "OUTPUT".into(),
             loc: loc.clone(),
@@ -217,10 +192,7 @@ mod tests {
                 .map(|(i, (k, v))| Property {
                     key: k.to_string(),
                     value: v.to_string(),
-                    loc: Location {
-                        line: i as u32 + 2,
-                        ..loc.clone()
-                    },
+                    loc: Location { line: i as u32 + 2, ..loc.clone() },
                 })
                 .collect(),
         }
@@ -271,22 +243,14 @@ mod tests {
             render(&[("Format", "csv")], &rich()),
             "1732379400.000005000,\"a\"b\",42,0.500000,true,nil,[1, \"x\"],{\"k\"=>\"v\"},\"dup\"\n"
         );
-        let f = Format::from_section(&section(&[
-            ("Format", "CSV"),
-            ("Delimiter", "space"),
-            ("CSV_Column_Names", "on"),
-        ]))
-        .unwrap();
+        let f =
+            Format::from_section(&section(&[("Format", "CSV"), ("Delimiter", "space"), ("CSV_Column_Names", "on")]))
+                .unwrap();
         assert_eq!(
             String::from_utf8(f.csv_header(&rich()).unwrap()).unwrap(),
             "timestamp \"s\" \"i\" \"f\" \"b\" \"n\" \"a\" \"m\" \"s\"\n"
         );
-        assert_eq!(
-            Format::from_section(&section(&[("Format", "csv")]))
-                .unwrap()
-                .csv_header(&rich()),
-            None
-        );
+        assert_eq!(Format::from_section(&section(&[("Format", "csv")])).unwrap().csv_header(&rich()), None);
     }
 
     #[test]
@@ -295,27 +259,14 @@ mod tests {
             render(&[("Format", "ltsv")], &rich()),
             "\"time\":1732379400.000005\t\"s\":\"a\"b\"\t\"i\":42\t\"f\":0.500000\t\"b\":true\t\"n\":nil\t\"a\":[1, \"x\"]\t\"m\":{\"k\"=>\"v\"}\t\"s\":\"dup\"\n"
         );
-        let custom = render(
-            &[
-                ("Format", "ltsv"),
-                ("Delimiter", "comma"),
-                ("Label_Delimiter", "\\t"),
-            ],
-            &rich(),
-        );
-        assert!(
-            custom.starts_with("\"time\"\t1732379400.000005,\"s\"\t\"a\"b\","),
-            "{custom}"
-        );
+        let custom = render(&[("Format", "ltsv"), ("Delimiter", "comma"), ("Label_Delimiter", "\\t")], &rich());
+        assert!(custom.starts_with("\"time\"\t1732379400.000005,\"s\"\t\"a\"b\","), "{custom}");
     }
 
     #[test]
     fn template_format() {
         assert_eq!(
-            render(
-                &[("Format", "template"), ("Template", "{i}|{s}|{time}")],
-                &rich()
-            ),
+            render(&[("Format", "template"), ("Template", "{i}|{s}|{time}")], &rich()),
             "42|a\"b|1732379400.000005\n"
         );
     }
@@ -331,22 +282,9 @@ mod tests {
     #[test]
     fn refused_values_carry_locations_and_hints() {
         let errs = Format::from_section(&section(&[("Format", "msgpack")])).unwrap_err();
-        assert!(
-            errs[0]
-                .to_string()
-                .starts_with("t.conf:2: 'Format msgpack' is not supported"),
-            "{}",
-            errs[0]
-        );
-        let errs =
-            Format::from_section(&section(&[("Format", "csv"), ("Delimiter", ";")])).unwrap_err();
-        assert!(
-            errs[0]
-                .to_string()
-                .contains("t.conf:3: 'Delimiter' must be one of"),
-            "{}",
-            errs[0]
-        );
+        assert!(errs[0].to_string().starts_with("t.conf:2: 'Format msgpack' is not supported"), "{}", errs[0]);
+        let errs = Format::from_section(&section(&[("Format", "csv"), ("Delimiter", ";")])).unwrap_err();
+        assert!(errs[0].to_string().contains("t.conf:3: 'Delimiter' must be one of"), "{}", errs[0]);
         assert!(errs[0].hint.is_some());
         assert!(Format::from_section(&section(&[("Format", "yaml")])).is_err());
     }

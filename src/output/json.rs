@@ -83,14 +83,7 @@ pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
         };
         out.extend_from_slice(&bytes[start..i]);
         if esc.is_empty() {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 15) as usize],
-            ]);
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         } else {
             out.extend_from_slice(esc);
         }
@@ -124,26 +117,17 @@ mod tests {
     #[test]
     fn strings_are_escaped_and_utf8_kept() {
         let v = Value::from("q\"b\\n\nt\tr\rb\u{8}f\u{c}a\u{7}v\u{b}z\u{0}d\u{7f}é日😀");
-        assert_eq!(
-            json(&v),
-            "\"q\\\"b\\\\n\\nt\\tr\\rb\\bf\\fa\\u0007v\\u000bz\\u0000d\\u007fé日😀\""
-        );
+        assert_eq!(json(&v), "\"q\\\"b\\\\n\\nt\\tr\\rb\\bf\\fa\\u0007v\\u000bz\\u0000d\\u007fé日😀\"");
     }
 
     #[test]
     fn nested_and_duplicates() {
         let mut inner = Map::new();
-        inner.push(
-            "a",
-            Value::Array(vec![Value::Int(1), Value::Null, Value::Bool(false)]),
-        );
+        inner.push("a", Value::Array(vec![Value::Int(1), Value::Null, Value::Bool(false)]));
         let mut m = Map::new();
         m.push("k", Value::from("1"));
         m.push("k", Value::Map(inner));
         m.push("e", Value::Map(Map::new()));
-        assert_eq!(
-            json(&Value::Map(m)),
-            r#"{"k":"1","k":{"a":[1,null,false]},"e":{}}"#
-        );
+        assert_eq!(json(&Value::Map(m)), r#"{"k":"1","k":{"a":[1,null,false]},"e":{}}"#);
     }
 }

@@ -62,10 +62,7 @@ pub struct Output {
 
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Output")
-            .field("plugin", &self.plugin())
-            .field("describe", &self.describe())
-            .finish()
+        f.debug_struct("Output").field("plugin", &self.plugin()).field("describe", &self.describe()).finish()
     }
 }
 
@@ -86,27 +83,15 @@ impl Output {
     /// Build from an `[OUTPUT]` section (plugins: `file`, `stdout`, `null`).
     /// Keys are checked against the plugin's option table and
     /// [`COMMON_OUTPUT`]; every error carries its location.
-    pub fn from_section(
-        section: &Section,
-        ctx: &OutputContext,
-    ) -> Result<Output, Vec<ConfigError>> {
+    pub fn from_section(section: &Section, ctx: &OutputContext) -> Result<Output, Vec<ConfigError>> {
         let Some(plugin) = section.plugin_name() else {
-            return Err(vec![ConfigError::at(
-                &section.loc,
-                "[OUTPUT] section without 'Name'",
-            )
-            .with_hint(format!(
-                "add 'Name' with one of: {}",
-                Self::PLUGINS.join(", ")
-            ))]);
+            return Err(vec![ConfigError::at(&section.loc, "[OUTPUT] section without 'Name'")
+                .with_hint(format!("add 'Name' with one of: {}", Self::PLUGINS.join(", ")))]);
         };
         let Some(table) = Self::options(&plugin) else {
             let loc = section.get("Name").map(|p| &p.loc).unwrap_or(&section.loc);
-            return Err(vec![ConfigError::at(
-                loc,
-                format!("unknown output plugin '{plugin}'"),
-            )
-            .with_hint(format!("gatelog provides: {}", Self::PLUGINS.join(", ")))]);
+            return Err(vec![ConfigError::at(loc, format!("unknown output plugin '{plugin}'"))
+                .with_hint(format!("gatelog provides: {}", Self::PLUGINS.join(", ")))]);
         };
         let mut errors = check_keys(section, &plugin, &[table, COMMON_OUTPUT]);
         let kind = match plugin.as_str() {
@@ -202,11 +187,7 @@ mod tests {
 
     fn build(text: &str) -> Output {
         let doc = read_str(text, Path::new("t.conf"), Path::new(".")).unwrap();
-        let ctx = OutputContext {
-            base_dir: Path::new("."),
-            instance: "x.0",
-            zone: Zone::Utc,
-        };
+        let ctx = OutputContext { base_dir: Path::new("."), instance: "x.0", zone: Zone::Utc };
         Output::from_section(&doc.sections[0], &ctx).unwrap()
     }
 
@@ -219,15 +200,9 @@ mod tests {
     #[test]
     fn plugin_names_and_descriptions() {
         let o = build("[OUTPUT]\n    Name STDOUT\n    Match *\n");
-        assert_eq!(
-            (o.plugin(), o.describe().as_str()),
-            ("stdout", "stdout: json_lines")
-        );
+        assert_eq!((o.plugin(), o.describe().as_str()), ("stdout", "stdout: json_lines"));
         let o = build("[OUTPUT]\n    Name file\n    Path /var/log/gw\n    File %Y-%m-%d.log\n    Format template\n");
-        assert_eq!(
-            (o.plugin(), o.describe().as_str()),
-            ("file", "file: /var/log/gw/%Y-%m-%d.log (template)")
-        );
+        assert_eq!((o.plugin(), o.describe().as_str()), ("file", "file: /var/log/gw/%Y-%m-%d.log (template)"));
         let o = build("[OUTPUT]\n    Name file\n    Path logs\n");
         assert_eq!(o.describe(), "file: logs/<tag> (out_file)");
     }

@@ -60,11 +60,12 @@ impl PathTemplate {
                 Some('H') => Part::Hour,
                 Some('M') => Part::Minute,
                 other => {
-                    let seq = other
-                        .map(|c| format!("%{c}"))
-                        .unwrap_or_else(|| "a trailing %".into());
-                    return Err(ConfigError::at(&p.loc, format!("'{}' has an unsupported date conversion {seq}", p.key))
-                        .with_hint("only %Y %m %d %H %M are rendered (from the record time); write %% for a literal %"));
+                    let seq = other.map(|c| format!("%{c}")).unwrap_or_else(|| "a trailing %".into());
+                    return Err(ConfigError::at(
+                        &p.loc,
+                        format!("'{}' has an unsupported date conversion {seq}", p.key),
+                    )
+                    .with_hint("only %Y %m %d %H %M are rendered (from the record time); write %% for a literal %"));
                 }
             };
             if !lit.is_empty() {
@@ -75,10 +76,7 @@ impl PathTemplate {
         if !lit.is_empty() {
             parts.push(Part::Literal(lit));
         }
-        Ok(PathTemplate {
-            parts,
-            text: p.value.clone(),
-        })
+        Ok(PathTemplate { parts, text: p.value.clone() })
     }
 
     /// The value as written in the config.
@@ -171,14 +169,8 @@ pub(crate) fn open_append(path: &str, root: Option<&str>, mkdir: bool) -> io::Re
     let Some(root) = root else {
         return match opts.open(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && mkdir => {
-                if let Some(parent) = Path::new(path)
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                {
-                    DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o755)
-                        .create(parent)?;
+                if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                    DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
                 }
                 opts.open(path)
             }
@@ -221,12 +213,7 @@ fn confined_dir(root: &Path, dirs: &str, mkdir: bool) -> io::Result<PathBuf> {
                 cur = target;
             }
             Ok(md) if md.is_dir() => cur = next,
-            Ok(_) => {
-                return Err(io::Error::other(format!(
-                    "{} is not a directory",
-                    next.display()
-                )))
-            }
+            Ok(_) => return Err(io::Error::other(format!("{} is not a directory", next.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound && mkdir => {
                 match DirBuilder::new().mode(0o755).create(&next) {
                     Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
@@ -250,10 +237,7 @@ mod tests {
         Property {
             key: "File".into(),
             value: v.into(),
-            loc: Location {
-                file: Arc::new(PathBuf::from("t.conf")),
-                line: 7,
-            },
+            loc: Location { file: Arc::new(PathBuf::from("t.conf")), line: 7 },
         }
     }
 
@@ -261,28 +245,19 @@ mod tests {
     fn date_conversions_render_from_wall_clock() {
         let t = PathTemplate::parse(&prop("logs/%Y-%m%d/%H%M-100%%.log")).unwrap();
         assert!(t.is_dated());
-        let wall = NaiveDate::from_ymd_opt(2024, 11, 3)
-            .unwrap()
-            .and_hms_opt(7, 5, 0)
-            .unwrap();
+        let wall = NaiveDate::from_ymd_opt(2024, 11, 3).unwrap().and_hms_opt(7, 5, 0).unwrap();
         let mut out = String::new();
         t.render_into(&wall, &mut out);
         assert_eq!(out, "logs/2024-1103/0705-100%.log");
         let mut out = String::new();
-        PathTemplate::parse(&prop("a%%b"))
-            .unwrap()
-            .render_into(&wall, &mut out);
+        PathTemplate::parse(&prop("a%%b")).unwrap().render_into(&wall, &mut out);
         assert_eq!(out, "a%b");
     }
 
     #[test]
     fn unknown_conversion_is_refused_with_location() {
         let e = PathTemplate::parse(&prop("x-%y.log")).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("t.conf:7: 'File' has an unsupported date conversion %y"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("t.conf:7: 'File' has an unsupported date conversion %y"), "{e}");
         assert!(PathTemplate::parse(&prop("x%")).is_err());
     }
 
@@ -295,10 +270,7 @@ mod tests {
         assert_eq!(check_component_path("a/..b/c"), Ok(()));
         assert_eq!(check_component_path("a\0b"), Err(Refusal::Control));
         assert_eq!(check_component_path("a\nb"), Err(Refusal::Control));
-        assert_eq!(
-            check_component_path(&"x".repeat(256)),
-            Err(Refusal::LongComponent)
-        );
+        assert_eq!(check_component_path(&"x".repeat(256)), Err(Refusal::LongComponent));
         assert_eq!(check_component_path(""), Err(Refusal::Empty));
     }
 
@@ -312,8 +284,7 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
         assert!(!outside.path().join("x.log").exists());
         // A symlinked file in the root is refused too (O_NOFOLLOW).
-        std::os::unix::fs::symlink(outside.path().join("y.log"), root.path().join("y.log"))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("y.log"), root.path().join("y.log")).unwrap();
         assert!(open_append(&format!("{r}/y.log"), Some(r), true).is_err());
         // A symlink that stays inside the root is fine; missing dirs are created.
         std::fs::create_dir(root.path().join("real")).unwrap();

@@ -41,12 +41,7 @@ pub(crate) fn push_g16(out: &mut Vec<u8>, v: f64) {
     };
     if exp < -4 || exp >= P {
         out.extend_from_slice(strip_zeros(mantissa).as_bytes());
-        let _ = write!(
-            out,
-            "e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.unsigned_abs()
-        );
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
     } else {
         let fixed = format!("{v:.*}", (P - 1 - exp) as usize);
         out.extend_from_slice(strip_zeros(&fixed).as_bytes());
@@ -154,10 +149,7 @@ mod tests {
         assert_eq!(s(|o| push_g16(o, 1.25e300)), "1.25e+300");
         assert_eq!(s(|o| push_g16(o, 2.0 / 3.0)), "0.6666666666666666");
         assert_eq!(s(|o| push_g16(o, 1234567890123456.7)), "1234567890123457");
-        assert_eq!(
-            s(|o| push_g16(o, 12345678901234567.0)),
-            "1.234567890123457e+16"
-        );
+        assert_eq!(s(|o| push_g16(o, 12345678901234567.0)), "1.234567890123457e+16");
         assert_eq!(s(|o| push_g16(o, -0.0)), "-0");
     }
 
@@ -174,9 +166,6 @@ mod tests {
             Value::Array(vec![]),
             Value::Map(Map::new()),
         ]);
-        assert_eq!(
-            s(|o| push_object(o, &v)),
-            "[-3, 0.500000, true, {\"k\"=>\"a\"b\tc\", \"n\"=>nil}, [], {}]"
-        );
+        assert_eq!(s(|o| push_object(o, &v)), "[-3, 0.500000, true, {\"k\"=>\"a\"b\tc\", \"n\"=>nil}, [], {}]");
     }
 }

@@ -23,21 +23,9 @@ use chrono::DateTime;
 use std::io::Write;
 
 pub const OPTIONS: &[OptionSpec] = &[
-    OptionSpec {
-        name: "Format",
-        default: Some("json_lines"),
-        desc: "json_lines: one JSON object per line",
-    },
-    OptionSpec {
-        name: "json_date_key",
-        default: Some("date"),
-        desc: "key of the record time; false to leave it out",
-    },
-    OptionSpec {
-        name: "json_date_format",
-        default: Some("double"),
-        desc: "double, epoch or iso8601",
-    },
+    OptionSpec { name: "Format", default: Some("json_lines"), desc: "json_lines: one JSON object per line" },
+    OptionSpec { name: "json_date_key", default: Some("date"), desc: "key of the record time; false to leave it out" },
+    OptionSpec { name: "json_date_format", default: Some("double"), desc: "double, epoch or iso8601" },
 ];
 
 const BUFFER: usize = 64 * 1024;
@@ -64,11 +52,8 @@ impl StdoutOutput {
         if let Some(p) = section.get("Format") {
             if !p.value.eq_ignore_ascii_case("json_lines") {
                 errors.push(
-                    ConfigError::at(
-                        &p.loc,
-                        format!("stdout 'Format {}' is not supported by gatelog", p.value),
-                    )
-                    .with_hint("use json_lines (one JSON object per line), or leave Format out"),
+                    ConfigError::at(&p.loc, format!("stdout 'Format {}' is not supported by gatelog", p.value))
+                        .with_hint("use json_lines (one JSON object per line), or leave Format out"),
                 );
             }
         }
@@ -129,12 +114,7 @@ impl StdoutOutput {
                 DateFormat::Epoch => json::push_value(out, &Value::Int(rec.time.secs)),
                 DateFormat::Iso8601 => {
                     let dt = DateTime::from_timestamp(rec.time.secs, 0).unwrap_or_default();
-                    let _ = write!(
-                        out,
-                        "\"{}.{:06}Z\"",
-                        dt.format("%Y-%m-%dT%H:%M:%S"),
-                        rec.time.nanos / 1000
-                    );
+                    let _ = write!(out, "\"{}.{:06}Z\"", dt.format("%Y-%m-%dT%H:%M:%S"), rec.time.nanos / 1000);
                 }
             }
             first = false;
@@ -155,11 +135,7 @@ impl StdoutOutput {
         if self.pending == 0 {
             return;
         }
-        match self
-            .sink
-            .write_all(&self.buf)
-            .and_then(|_| self.sink.flush())
-        {
+        match self.sink.write_all(&self.buf).and_then(|_| self.sink.flush()) {
             Ok(()) => {
                 counters.proc_records.add(self.pending);
                 counters.proc_bytes.add(self.buf.len() as u64);
@@ -200,23 +176,12 @@ mod tests {
     }
 
     fn section(props: &[(&str, &str)]) -> Section {
-        let loc = Location {
-            file: Arc::new(PathBuf::from("t.conf")),
-            line: 1,
-        };
+        let loc = Location { file: Arc::new(PathBuf::from("t.conf")), line: 1 };
         let props = props
             .iter()
-            .map(|(k, v)| Property {
-                key: k.to_string(),
-                value: v.to_string(),
-                loc: loc.clone(),
-            })
+            .map(|(k, v)| Property { key: k.to_string(), value: v.to_string(), loc: loc.clone() })
             .collect();
-        Section {
-            name: "OUTPUT".into(),
-            loc,
-            props,
-        }
+        Section { name: "OUTPUT".into(), loc, props }
     }
 
     fn run(props: &[(&str, &str)], time: Timestamp) -> String {
@@ -239,25 +204,16 @@ mod tests {
     fn json_lines_shapes() {
         let t = Timestamp::new(1732379400, 0);
         assert_eq!(run(&[], t), "{\"date\":1732379400.0,\"k\":\"v\",\"n\":1}\n");
-        assert_eq!(
-            run(&[], Timestamp::new(1732379400, 250_000_000)),
-            "{\"date\":1732379400.25,\"k\":\"v\",\"n\":1}\n"
-        );
+        assert_eq!(run(&[], Timestamp::new(1732379400, 250_000_000)), "{\"date\":1732379400.25,\"k\":\"v\",\"n\":1}\n");
         assert_eq!(
             run(&[("json_date_key", "ts"), ("json_date_format", "epoch")], t),
             "{\"ts\":1732379400,\"k\":\"v\",\"n\":1}\n"
         );
         assert_eq!(
-            run(
-                &[("json_date_format", "iso8601")],
-                Timestamp::new(1732379400, 1_500)
-            ),
+            run(&[("json_date_format", "iso8601")], Timestamp::new(1732379400, 1_500)),
             "{\"date\":\"2024-11-23T16:30:00.000001Z\",\"k\":\"v\",\"n\":1}\n"
         );
-        assert_eq!(
-            run(&[("json_date_key", "false"), ("Format", "JSON_Lines")], t),
-            "{\"k\":\"v\",\"n\":1}\n"
-        );
+        assert_eq!(run(&[("json_date_key", "false"), ("Format", "JSON_Lines")], t), "{\"k\":\"v\",\"n\":1}\n");
     }
 
     #[test]

@@ -61,10 +61,7 @@ impl Template {
                     if b"time".starts_with(key.as_bytes()) {
                         segments.push(Segment::Time);
                     } else {
-                        segments.push(Segment::Field {
-                            key: key.to_owned(),
-                            raw: text[start..=i].to_owned(),
-                        });
+                        segments.push(Segment::Field { key: key.to_owned(), raw: text[start..=i].to_owned() });
                     }
                     open = None;
                 }
@@ -127,10 +124,7 @@ mod tests {
             ("pri", Value::from("190")),
             ("time", Value::from("Nov 23 16:30:00")),
             ("ident", Value::from("istio-ingressgateway-7d9f-abcde")),
-            (
-                "message",
-                Value::from("{\"time\":\"2024-11-23T16:30:00+09:00\"}"),
-            ),
+            ("message", Value::from("{\"time\":\"2024-11-23T16:30:00+09:00\"}")),
         ]);
         let t = "time:{time}\tmethod:{method}\turi:{uri}\tstatus:{status}\tvhost:{vhost}\tremote_addr:{remote_addr}\trequest_time:{request_time}\tuser_agent:{user_agent}";
         assert_eq!(
@@ -141,11 +135,7 @@ mod tests {
 
     #[test]
     fn time_prefixes_print_the_event_time() {
-        let r = rec(&[
-            ("time", Value::from("field")),
-            ("t", Value::from("x")),
-            ("timex", Value::from("y")),
-        ]);
+        let r = rec(&[("time", Value::from("field")), ("t", Value::from("x")), ("timex", Value::from("y"))]);
         assert_eq!(
             render("{time}|{t}|{}|{tim}|{timex}|{ti me}", &r),
             "1732379400.000000|1732379400.000000|1732379400.000000|1732379400.000000|y|{ti me}\n"

@@ -4,9 +4,7 @@
 //! for configuration reasons at run time. All problems are reported at once,
 //! each at its own line.
 
-use super::{
-    decode, regex::RegexParser, strptime::TimeFormat, time::TimeRule, types, Format, Parser,
-};
+use super::{decode, regex::RegexParser, strptime::TimeFormat, time::TimeRule, types, Format, Parser};
 use crate::config::schema::{check_keys, OptionSpec};
 use crate::config::units::prop_bool;
 use crate::config::{ConfigError, Property, Section};
@@ -14,11 +12,7 @@ use crate::ratelimit::RateLimiter;
 use crate::zone::{parse_offset, Zone};
 
 const fn opt(name: &'static str, default: Option<&'static str>, desc: &'static str) -> OptionSpec {
-    OptionSpec {
-        name,
-        default,
-        desc,
-    }
+    OptionSpec { name, default, desc }
 }
 
 /// Keys of a `[PARSER]` section.
@@ -69,16 +63,9 @@ fn single<'a>(section: &'a Section, key: &'a str) -> Option<&'a Property> {
 
 pub(crate) fn from_section(section: &Section) -> Result<Parser, Vec<ConfigError>> {
     let name = section.value("name").map(str::trim).unwrap_or("");
-    let mut errors = check_keys(
-        section,
-        if name.is_empty() { "?" } else { name },
-        &[PARSER_OPTIONS],
-    );
+    let mut errors = check_keys(section, if name.is_empty() { "?" } else { name }, &[PARSER_OPTIONS]);
     if name.is_empty() {
-        errors.push(
-            ConfigError::at(&section.loc, "[PARSER] section without a Name")
-                .with_hint("add 'Name my_parser'"),
-        );
+        errors.push(ConfigError::at(&section.loc, "[PARSER] section without a Name").with_hint("add 'Name my_parser'"));
     }
 
     let format_prop = single(section, "format");
@@ -98,11 +85,8 @@ pub(crate) fn from_section(section: &Section) -> Result<Parser, Vec<ConfigError>
         (Some(p), Some("regex")) => match regex {
             None => {
                 errors.push(
-                    ConfigError::at(
-                        &p.loc,
-                        format!("parser '{name}' has Format regex but no Regex"),
-                    )
-                    .with_hint("add 'Regex ^(?<field>...)$'"),
+                    ConfigError::at(&p.loc, format!("parser '{name}' has Format regex but no Regex"))
+                        .with_hint("add 'Regex ^(?<field>...)$'"),
                 );
                 None
             }
@@ -119,18 +103,15 @@ pub(crate) fn from_section(section: &Section) -> Result<Parser, Vec<ConfigError>
         },
         (Some(_), Some("json")) => Some(Format::Json),
         (Some(_), Some("ltsv")) => Some(Format::Ltsv),
-        (Some(_), Some("logfmt")) => Some(Format::Logfmt {
-            no_bare_keys: bool_or(section, "logfmt_no_bare_keys", false, &mut errors),
-        }),
+        (Some(_), Some("logfmt")) => {
+            Some(Format::Logfmt { no_bare_keys: bool_or(section, "logfmt_no_bare_keys", false, &mut errors) })
+        }
         (Some(_), Some("rfc3164")) => Some(Format::Rfc3164),
         (Some(_), Some("raw")) => Some(Format::Raw),
         (Some(p), _) => {
             errors.push(
-                ConfigError::at(
-                    &p.loc,
-                    format!("unknown Format '{}' for parser '{name}'", p.value.trim()),
-                )
-                .with_hint(format!("valid formats: {FORMATS}")),
+                ConfigError::at(&p.loc, format!("unknown Format '{}' for parser '{name}'", p.value.trim()))
+                    .with_hint(format!("valid formats: {FORMATS}")),
             );
             None
         }
@@ -192,10 +173,7 @@ pub(crate) fn from_section(section: &Section) -> Result<Parser, Vec<ConfigError>
         errors.push(
             ConfigError::at(
                 &z.loc,
-                format!(
-                    "parser '{name}' sets both Time_Offset (line {}) and Time_Zone",
-                    o.loc.line
-                ),
+                format!("parser '{name}' sets both Time_Offset (line {}) and Time_Zone", o.loc.line),
             )
             .with_hint("keep one: Time_Zone follows daylight saving, Time_Offset is fixed"),
         );
@@ -204,9 +182,7 @@ pub(crate) fn from_section(section: &Section) -> Result<Parser, Vec<ConfigError>
     bool_or(section, "time_system_timezone", false, &mut errors);
 
     let time = TimeRule {
-        key: single(section, "time_key")
-            .map(|p| p.value.trim().to_owned())
-            .unwrap_or_else(|| "time".to_owned()),
+        key: single(section, "time_key").map(|p| p.value.trim().to_owned()).unwrap_or_else(|| "time".to_owned()),
         format: time_format,
         keep: bool_or(section, "time_keep", is_rfc3164, &mut errors),
         strict: bool_or(section, "time_strict", true, &mut errors),
@@ -237,14 +213,9 @@ pub(crate) fn from_section(section: &Section) -> Result<Parser, Vec<ConfigError>
     }
 
     match format {
-        Some(format) if errors.is_empty() => Ok(Parser {
-            name: name.to_owned(),
-            format,
-            time,
-            types,
-            decoders,
-            time_warn: RateLimiter::default(),
-        }),
+        Some(format) if errors.is_empty() => {
+            Ok(Parser { name: name.to_owned(), format, time, types, decoders, time_warn: RateLimiter::default() })
+        }
         _ => Err(errors),
     }
 }

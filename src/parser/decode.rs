@@ -40,21 +40,14 @@ impl DecodeRule {
     /// From a `Decode_Field` (`replace` false) or `Decode_Field_As` property.
     pub fn from_property(p: &Property, replace: bool) -> Result<DecodeRule, ConfigError> {
         let words: Vec<&str> = p.value.split_whitespace().collect();
-        let usage = || {
-            format!(
-                "write '{} <json|escaped|escaped_utf8|mysql_quoted> <field> [try_next|do_next]'",
-                p.key
-            )
-        };
+        let usage = || format!("write '{} <json|escaped|escaped_utf8|mysql_quoted> <field> [try_next|do_next]'", p.key);
         let (dec, field, action) = match words.as_slice() {
             [d, f] => (*d, *f, None),
             [d, f, a] => (*d, *f, Some(*a)),
             _ => {
-                return Err(ConfigError::at(
-                    &p.loc,
-                    format!("'{}' needs a decoder and a field", p.key),
+                return Err(
+                    ConfigError::at(&p.loc, format!("'{}' needs a decoder and a field", p.key)).with_hint(usage())
                 )
-                .with_hint(usage()))
             }
         };
         let decoder = match dec.to_ascii_lowercase().as_str() {
@@ -63,11 +56,8 @@ impl DecodeRule {
             "escaped_utf8" => Decoder::EscapedUtf8,
             "mysql_quoted" => Decoder::MysqlQuoted,
             _ => {
-                return Err(ConfigError::at(
-                    &p.loc,
-                    format!("unknown decoder '{dec}' in '{}'", p.key),
-                )
-                .with_hint("decoders: json, escaped, escaped_utf8, mysql_quoted"))
+                return Err(ConfigError::at(&p.loc, format!("unknown decoder '{dec}' in '{}'", p.key))
+                    .with_hint("decoders: json, escaped, escaped_utf8, mysql_quoted"))
             }
         };
         let action = match action.map(str::to_ascii_lowercase).as_deref() {
@@ -75,19 +65,12 @@ impl DecodeRule {
             Some("try_next") => Action::TryNext,
             Some("do_next") => Action::DoNext,
             Some(other) => {
-                return Err(ConfigError::at(
-                    &p.loc,
-                    format!("unknown action '{other}' in '{}'", p.key),
+                return Err(
+                    ConfigError::at(&p.loc, format!("unknown action '{other}' in '{}'", p.key)).with_hint(usage())
                 )
-                .with_hint(usage()))
             }
         };
-        Ok(DecodeRule {
-            field: field.to_owned(),
-            decoder,
-            replace,
-            action,
-        })
+        Ok(DecodeRule { field: field.to_owned(), decoder, replace, action })
     }
 }
 
@@ -99,8 +82,8 @@ enum Out {
 fn run(dec: Decoder, s: &str) -> Option<Out> {
     match dec {
         Decoder::Json => {
-            let parsed = super::json::parse_value(s.as_bytes())
-                .or_else(|| super::json::parse_value(unescape(s).as_bytes()))?;
+            let parsed =
+                super::json::parse_value(s.as_bytes()).or_else(|| super::json::parse_value(unescape(s).as_bytes()))?;
             matches!(parsed, Value::Map(_)).then_some(Out::Map(parsed))
         }
         Decoder::Escaped => Some(Out::Str(unescape(s))),
@@ -274,14 +257,8 @@ mod tests {
     use std::sync::Arc;
 
     fn rule(key: &str, v: &str) -> Result<DecodeRule, ConfigError> {
-        let p = Property {
-            key: key.into(),
-            value: v.into(),
-            loc: Location {
-                file: Arc::new("p.conf".into()),
-                line: 3,
-            },
-        };
+        let p =
+            Property { key: key.into(), value: v.into(), loc: Location { file: Arc::new("p.conf".into()), line: 3 } };
         DecodeRule::from_property(&p, key.eq_ignore_ascii_case("decode_field_as"))
     }
 
@@ -292,20 +269,14 @@ mod tests {
     #[test]
     fn json_as_replaces_and_plain_appends() {
         let rules = [rule("Decode_Field_As", "json log").unwrap()];
-        let mut f = vec![
-            ("log".to_owned(), s(r#"{"a":1}"#)),
-            ("x".to_owned(), s("y")),
-        ];
+        let mut f = vec![("log".to_owned(), s(r#"{"a":1}"#)), ("x".to_owned(), s("y"))];
         apply(&mut f, &rules);
         let mut m = Map::new();
         m.push("a", Value::Int(1));
         assert_eq!(f[0].1, Value::Map(m));
 
         let rules = [rule("Decode_Field", "json log").unwrap()];
-        let mut f = vec![
-            ("log".to_owned(), s(r#"{\"a\":\"b\"}"#)),
-            ("x".to_owned(), s("y")),
-        ];
+        let mut f = vec![("log".to_owned(), s(r#"{\"a\":\"b\"}"#)), ("x".to_owned(), s("y"))];
         apply(&mut f, &rules);
         assert_eq!(f.len(), 3);
         assert_eq!(f[2], ("a".to_owned(), s("b")));
@@ -332,10 +303,7 @@ mod tests {
         let mut f = vec![("q".to_owned(), s(r#"'it\'s'"#))];
         apply(&mut f, &rules);
         assert_eq!(f[0].1, s("it's"));
-        assert!(rule("Decode_Field", "base64 log")
-            .unwrap_err()
-            .to_string()
-            .contains("unknown decoder 'base64'"));
+        assert!(rule("Decode_Field", "base64 log").unwrap_err().to_string().contains("unknown decoder 'base64'"));
         assert!(rule("Decode_Field", "json").is_err());
         assert!(rule("Decode_Field", "json log sometimes").is_err());
     }

@@ -26,11 +26,7 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Decode `input` as one JSON object, surrounded by optional whitespace.
 pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(String, Value)>, ParseFailure> {
-    let mut p = Json {
-        b: input,
-        pos: 0,
-        scratch: Vec::new(),
-    };
+    let mut p = Json { b: input, pos: 0, scratch: Vec::new() };
     p.ws();
     if p.peek() != Some(b'{') {
         // Tell "valid JSON, wrong type" from garbage: the metric differs.
@@ -49,11 +45,7 @@ pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(String, Value)>, ParseFa
 
 /// Decode any JSON value (used by `Decode_Field json`).
 pub(crate) fn parse_value(input: &[u8]) -> Option<Value> {
-    let mut p = Json {
-        b: input,
-        pos: 0,
-        scratch: Vec::new(),
-    };
+    let mut p = Json { b: input, pos: 0, scratch: Vec::new() };
     p.ws();
     let v = p.value(1).ok()?;
     p.at_end().then_some(v)
@@ -328,14 +320,7 @@ mod tests {
     #[test]
     fn keys_in_order_with_duplicates() {
         let p = obj(br#" {"time":"a","vhost":"x","time":"b"} "#);
-        assert_eq!(
-            p,
-            vec![
-                ("time".into(), s("a")),
-                ("vhost".into(), s("x")),
-                ("time".into(), s("b"))
-            ]
-        );
+        assert_eq!(p, vec![("time".into(), s("a")), ("vhost".into(), s("x")), ("time".into(), s("b"))]);
         assert_eq!(obj(b"{}\n"), vec![]);
     }
 
@@ -366,10 +351,7 @@ mod tests {
         assert_eq!(p[7].1, Value::Null);
         assert_eq!(
             p[8].1,
-            Value::Array(vec![
-                Value::Int(1),
-                Value::Array(vec![Value::Int(2), Value::Map(Map::new())])
-            ])
+            Value::Array(vec![Value::Int(1), Value::Array(vec![Value::Int(2), Value::Map(Map::new())])])
         );
         let mut inner = Map::new();
         inner.push("k", s("v"));
@@ -398,36 +380,17 @@ mod tests {
             b"{a:1}",
             b"[1,2",
         ] {
-            assert_eq!(
-                parse_object(bad),
-                Err(ParseFailure::InvalidJson),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+            assert_eq!(parse_object(bad), Err(ParseFailure::InvalidJson), "{}", String::from_utf8_lossy(bad));
         }
     }
 
     #[test]
     fn depth_is_bounded() {
-        let ok = format!(
-            "{{\"a\":{}1{}}}",
-            "[".repeat(MAX_DEPTH - 1),
-            "]".repeat(MAX_DEPTH - 1)
-        );
+        let ok = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
         assert!(parse_object(ok.as_bytes()).is_ok());
-        let deep = format!(
-            "{{\"a\":{}1{}}}",
-            "[".repeat(MAX_DEPTH),
-            "]".repeat(MAX_DEPTH)
-        );
-        assert_eq!(
-            parse_object(deep.as_bytes()),
-            Err(ParseFailure::InvalidJson)
-        );
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(parse_object(deep.as_bytes()), Err(ParseFailure::InvalidJson));
         let huge = "[".repeat(100_000);
-        assert_eq!(
-            parse_object(huge.as_bytes()),
-            Err(ParseFailure::InvalidJson)
-        );
+        assert_eq!(parse_object(huge.as_bytes()), Err(ParseFailure::InvalidJson));
     }
 }

@@ -38,10 +38,7 @@ fn blank(b: u8) -> bool {
 
 /// `no_bare_keys`: a bare key makes the whole line `NoMatch` (Fluent Bit's
 /// `logfmt_no_bare_keys`).
-pub(crate) fn logfmt(
-    input: &[u8],
-    no_bare_keys: bool,
-) -> Result<Vec<(String, Value)>, ParseFailure> {
+pub(crate) fn logfmt(input: &[u8], no_bare_keys: bool) -> Result<Vec<(String, Value)>, ParseFailure> {
     let mut out = Vec::new();
     let mut i = 0;
     let at = |i: usize| input.get(i).copied();
@@ -89,10 +86,7 @@ pub(crate) fn logfmt(
             while at(i).is_some_and(|b| !blank(b)) {
                 i += 1;
             }
-            out.push((
-                key,
-                Value::Str(lossy_string(input.get(vs..i).unwrap_or_default())),
-            ));
+            out.push((key, Value::Str(lossy_string(input.get(vs..i).unwrap_or_default()))));
         }
     }
     if out.is_empty() {
@@ -111,15 +105,10 @@ mod tests {
 
     #[test]
     fn ltsv_first_line_only() {
-        let p =
-            ltsv(b"host:127.0.0.1\tident:-\treq:GET /a:b HTTP/1.1\tbad\t:x\r\nnext:line").unwrap();
+        let p = ltsv(b"host:127.0.0.1\tident:-\treq:GET /a:b HTTP/1.1\tbad\t:x\r\nnext:line").unwrap();
         assert_eq!(
             p,
-            vec![
-                ("host".into(), s("127.0.0.1")),
-                ("ident".into(), s("-")),
-                ("req".into(), s("GET /a:b HTTP/1.1"))
-            ]
+            vec![("host".into(), s("127.0.0.1")), ("ident".into(), s("-")), ("req".into(), s("GET /a:b HTTP/1.1"))]
         );
         assert_eq!(ltsv(b"no pairs here"), Err(ParseFailure::NoMatch));
         assert_eq!(ltsv(b"k:\xff").unwrap()[0].1, s("\u{FFFD}"));
@@ -127,11 +116,7 @@ mod tests {
 
     #[test]
     fn logfmt_quotes_bare_keys_and_empty_values() {
-        let p = logfmt(
-            br#"level=info msg="hello \"world\" \n" debug empty= path=/x=y"#,
-            false,
-        )
-        .unwrap();
+        let p = logfmt(br#"level=info msg="hello \"world\" \n" debug empty= path=/x=y"#, false).unwrap();
         assert_eq!(
             p,
             vec![
@@ -144,9 +129,6 @@ mod tests {
         );
         assert_eq!(logfmt(b"a=1 bare", true), Err(ParseFailure::NoMatch));
         assert_eq!(logfmt(b"   ", false), Err(ParseFailure::NoMatch));
-        assert_eq!(
-            logfmt(b"k=\"unterminated", false).unwrap()[0].1,
-            s("unterminated")
-        );
+        assert_eq!(logfmt(b"k=\"unterminated", false).unwrap()[0].1, s("unterminated"));
     }
 }

@@ -86,7 +86,9 @@ enum Format {
     Regex(regex::RegexParser),
     Json,
     Ltsv,
-    Logfmt { no_bare_keys: bool },
+    Logfmt {
+        no_bare_keys: bool,
+    },
     Rfc3164,
     /// gatelog: the whole line as `message`, no parsing (raw lines to a file).
     Raw,
@@ -132,13 +134,7 @@ impl Parser {
         Parser {
             name: name.to_owned(),
             format: Format::Rfc3164,
-            time: time::TimeRule {
-                key: "time".to_owned(),
-                format: None,
-                keep: true,
-                strict: true,
-                zone: None,
-            },
+            time: time::TimeRule { key: "time".to_owned(), format: None, keep: true, strict: true, zone: None },
             types: Vec::new(),
             decoders: Vec::new(),
             time_warn: RateLimiter::default(),
@@ -171,23 +167,14 @@ impl Parser {
         };
         types::apply(&mut fields, &self.types);
         decode::apply(&mut fields, &self.decoders);
-        Ok(Parsed {
-            fields: Map::from_pairs(fields),
-            time,
-        })
+        Ok(Parsed { fields: Map::from_pairs(fields), time })
     }
 
     /// Fluent Bit's time handling: the first `Time_Key` field holding a
     /// string is parsed with `Time_Format` and removed unless `Time_Keep`.
-    fn apply_time(
-        &self,
-        fields: &mut Vec<(String, Value)>,
-        ctx: &ParseContext,
-    ) -> Option<Timestamp> {
+    fn apply_time(&self, fields: &mut Vec<(String, Value)>, ctx: &ParseContext) -> Option<Timestamp> {
         self.time.format.as_ref()?;
-        let idx = fields
-            .iter()
-            .position(|(k, v)| k == &self.time.key && matches!(v, Value::Str(_)))?;
+        let idx = fields.iter().position(|(k, v)| k == &self.time.key && matches!(v, Value::Str(_)))?;
         let value = fields.get(idx)?.1.as_str()?;
         match self.time.parse(value, ctx.now, &ctx.zone) {
             Some(t) => {

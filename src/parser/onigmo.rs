@@ -59,19 +59,12 @@ fn translate_with(src: &str, plain_groups_capture: bool) -> Result<Translated, S
             'i' => 'i',
             'm' => 's',
             'x' => 'x',
-            other => {
-                return Err(format!(
-                    "unknown regex flag '{other}' after the closing '/'"
-                ))
-            }
+            other => return Err(format!("unknown regex flag '{other}' after the closing '/'")),
         });
     }
     t.out.push(')');
     t.run()?;
-    Ok(Translated {
-        pattern: t.out,
-        names: t.names,
-    })
+    Ok(Translated { pattern: t.out, names: t.names })
 }
 
 /// `/pattern/imx` → (`pattern`, `imx`); anything else is returned as is.
@@ -101,23 +94,7 @@ struct Translator {
 fn is_rust_meta(c: char) -> bool {
     matches!(
         c,
-        '\\' | '.'
-            | '+'
-            | '*'
-            | '?'
-            | '('
-            | ')'
-            | '|'
-            | '['
-            | ']'
-            | '{'
-            | '}'
-            | '^'
-            | '$'
-            | '#'
-            | '&'
-            | '-'
-            | '~'
+        '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' | '#' | '&' | '-' | '~'
     )
 }
 
@@ -173,11 +150,9 @@ impl Translator {
                 self.out.push('?');
             }
             Some('+') if possessive_possible => {
-                return Err(
-                    "possessive quantifiers ('*+', '++', '?+') are not supported; \
+                return Err("possessive quantifiers ('*+', '++', '?+') are not supported; \
                             use the greedy form ('*', '+', '?')"
-                        .into(),
-                )
+                    .into())
             }
             _ => {}
         }
@@ -334,9 +309,7 @@ impl Translator {
             'b' if in_class => self.out.push_str(r"\x08"),
             'b' => self.out.push_str(r"\b"),
             'Z' if !in_class => self.out.push_str(r"(?:\n?\z)"),
-            'R' if !in_class => self
-                .out
-                .push_str(r"(?:\r\n|[\n\x0B\x0C\r\x{85}\x{2028}\x{2029}])"),
+            'R' if !in_class => self.out.push_str(r"(?:\r\n|[\n\x0B\x0C\r\x{85}\x{2028}\x{2029}])"),
             'n' | 't' | 'r' | 'f' | 'v' => {
                 self.out.push('\\');
                 self.out.push(c);
@@ -356,10 +329,9 @@ impl Translator {
                 }
                 self.out.push_str(&format!(r"\x{{{v:X}}}"));
             }
-            '1'..='9' | 'k' => return Err(
-                "backreferences ('\\1', '\\k<name>') are not supported by gatelog's regex engine"
-                    .into(),
-            ),
+            '1'..='9' | 'k' => {
+                return Err("backreferences ('\\1', '\\k<name>') are not supported by gatelog's regex engine".into())
+            }
             'g' => return Err("subexpression calls ('\\g<name>') are not supported".into()),
             'G' | 'K' | 'X' | 'c' | 'C' | 'M' | 'y' | 'Y' | 'O' | 'N' => {
                 return Err(format!("the escape '\\{c}' is not supported"))
@@ -512,10 +484,7 @@ mod tests {
     fn slashes_flags_and_ruby_classes() {
         assert_eq!(tr(r"/^a.b$/im"), r"(?mis)^a.b$");
         assert_eq!(tr(r"/var/log"), r"(?m)/var/log");
-        assert_eq!(
-            tr(r"\h+[\h_]\d\s\w"),
-            r"(?m)[0-9a-fA-F]+[0-9a-fA-F_][0-9][\t\n\x0B\x0C\r ][0-9A-Za-z_]"
-        );
+        assert_eq!(tr(r"\h+[\h_]\d\s\w"), r"(?m)[0-9a-fA-F]+[0-9a-fA-F_][0-9][\t\n\x0B\x0C\r ][0-9A-Za-z_]");
         assert_eq!(tr(r"[^\:\]]"), r"(?m)[^:\]]");
         assert_eq!(tr(r"[a-zA-Z0-9_\/\.\-]"), r"(?m)[a-zA-Z0-9_/\.\-]");
         assert_eq!(tr(r"[\H]"), r"(?m)[[^0-9a-fA-F]]");
@@ -523,23 +492,14 @@ mod tests {
         assert_eq!(tr(r"\Aab\Z"), r"(?m)\Aab(?:\n?\z)");
         assert_eq!(tr(r"(?i:ab)(?m)\e\012"), r"(?m)(?i:ab)(?s)\x1B\x{A}");
         assert_eq!(tr(r"[[:alpha:]&&[^a]]"), r"(?m)[[:alpha:]&&[^a]]");
-        for p in [
-            r"\h+[\h_]\d\s\w",
-            r"[^\:\]]",
-            r"[\H]",
-            r"x{1,2}y{,3}z{foo}",
-            r"\Aab\Z",
-            r"[[:alpha:]&&[^a]]",
-        ] {
+        for p in [r"\h+[\h_]\d\s\w", r"[^\:\]]", r"[\H]", r"x{1,2}y{,3}z{foo}", r"\Aab\Z", r"[[:alpha:]&&[^a]]"] {
             assert!(regex::Regex::new(&tr(p)).is_ok(), "{p}");
         }
     }
 
     #[test]
     fn unsupported_constructs_are_refused() {
-        for p in [
-            r"a(?=b)", r"(?<!a)b", r"(?>a)", r"a++", r"(a)\1", r"\k<x>", r"[a", r"a\",
-        ] {
+        for p in [r"a(?=b)", r"(?<!a)b", r"(?>a)", r"a++", r"(a)\1", r"\k<x>", r"[a", r"a\"] {
             assert!(translate(p).is_err(), "{p}");
         }
         assert!(translate(r"(?<=a)b").unwrap_err().contains("lookbehind"));

@@ -64,12 +64,8 @@ impl RegexParser {
         let re = regex::Regex::new(pattern).map_err(|e| match e {
             regex::Error::Syntax(text) => {
                 // The crate's message draws the translated pattern; keep its verdict.
-                let verdict = text
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("error: "))
-                    .next()
-                    .unwrap_or("syntax error")
-                    .to_owned();
+                let verdict =
+                    text.lines().filter_map(|l| l.strip_prefix("error: ")).next().unwrap_or("syntax error").to_owned();
                 format!("the pattern does not compile: {verdict}")
             }
             regex::Error::CompiledTooBig(limit) => {
@@ -78,17 +74,9 @@ impl RegexParser {
             other => format!("the pattern does not compile: {other}"),
         })?;
         if t.names.is_empty() {
-            tracing::warn!(
-                pattern = src,
-                "regex has no named groups: it will produce empty records"
-            );
+            tracing::warn!(pattern = src, "regex has no named groups: it will produce empty records");
         }
-        Ok(RegexParser {
-            re,
-            names: t.names,
-            skip_empty,
-            rest_of_line,
-        })
+        Ok(RegexParser { re, names: t.names, skip_empty, rest_of_line })
     }
 
     pub fn fields(&self, input: &[u8]) -> Result<Vec<(String, Value)>, ParseFailure> {
@@ -128,30 +116,18 @@ mod tests {
     #[test]
     fn named_groups_in_order_and_empty_ones_skipped() {
         let r = RegexParser::compile(r"^(?<a>\w+) (?<b>\d*)(?: (?<c>x))?(?<d>.*)$", true).unwrap();
-        assert_eq!(
-            r.fields(b"abc  tail").unwrap(),
-            vec![("a".into(), s("abc")), ("d".into(), s(" tail"))]
-        );
+        assert_eq!(r.fields(b"abc  tail").unwrap(), vec![("a".into(), s("abc")), ("d".into(), s(" tail"))]);
         let keep = RegexParser::compile(r"^(?<a>\w+) (?<b>\d*)(?: (?<c>x))?", false).unwrap();
-        assert_eq!(
-            keep.fields(b"abc ").unwrap(),
-            vec![("a".into(), s("abc")), ("b".into(), s(""))]
-        );
+        assert_eq!(keep.fields(b"abc ").unwrap(), vec![("a".into(), s("abc")), ("b".into(), s(""))]);
         assert_eq!(r.fields(b"!!!"), Err(ParseFailure::NoMatch));
     }
 
     #[test]
     fn line_anchors_unanchored_search_and_invalid_utf8() {
         let r = RegexParser::compile(r"^(?<m>.*)$", true).unwrap();
-        assert_eq!(
-            r.fields(b"first\nsecond").unwrap(),
-            vec![("m".into(), s("first"))]
-        );
+        assert_eq!(r.fields(b"first\nsecond").unwrap(), vec![("m".into(), s("first"))]);
         let r = RegexParser::compile(r"id=(?<id>[^ ]+)", true).unwrap();
-        assert_eq!(
-            r.fields(b"x id=\xff1 id=2").unwrap(),
-            vec![("id".into(), s("\u{FFFD}1"))]
-        );
+        assert_eq!(r.fields(b"x id=\xff1 id=2").unwrap(), vec![("id".into(), s("\u{FFFD}1"))]);
     }
 
     #[test]
@@ -160,7 +136,12 @@ mod tests {
         let fast = RegexParser::compile(stock, true).unwrap();
         assert!(fast.rest_of_line);
         let t = onigmo::translate(stock).unwrap();
-        let full = RegexParser { re: regex::Regex::new(&t.pattern).unwrap(), names: t.names, skip_empty: true, rest_of_line: false };
+        let full = RegexParser {
+            re: regex::Regex::new(&t.pattern).unwrap(),
+            names: t.names,
+            skip_empty: true,
+            rest_of_line: false,
+        };
         for line in [
             &b"<190>Nov 23 16:30:00 host nginx: {\"a\":1}"[..],
             b"<190>Nov  3 16:30:00 nginx: {\"a\":1}",
@@ -191,12 +172,7 @@ mod tests {
 
     #[test]
     fn compile_errors_are_sentences() {
-        assert_eq!(
-            RegexParser::compile(r"(?<a>x", true).unwrap_err(),
-            "the pattern does not compile: unclosed group"
-        );
-        assert!(RegexParser::compile(r"(?=x)", true)
-            .unwrap_err()
-            .contains("lookahead"));
+        assert_eq!(RegexParser::compile(r"(?<a>x", true).unwrap_err(), "the pattern does not compile: unclosed group");
+        assert!(RegexParser::compile(r"(?=x)", true).unwrap_err().contains("lookahead"));
     }
 }

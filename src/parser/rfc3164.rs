@@ -37,18 +37,15 @@ pub(crate) struct Header<'a> {
     pub message: &'a [u8],
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+const MONTHS: [&[u8; 3]; 12] =
+    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 
 fn is_digit(b: u8) -> bool {
     b.is_ascii_digit()
 }
 
 fn num(digits: &[u8]) -> u32 {
-    digits.iter().fold(0u32, |v, d| {
-        v.saturating_mul(10).saturating_add(u32::from(d - b'0'))
-    })
+    digits.iter().fold(0u32, |v, d| v.saturating_mul(10).saturating_add(u32::from(d - b'0')))
 }
 
 fn two(i: &[u8]) -> IResult<&[u8], u32> {
@@ -68,8 +65,7 @@ fn fraction(i: &[u8]) -> IResult<&[u8], u32> {
 }
 
 fn hms(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32)> {
-    let (i, (h, _, m, _, s, frac)) =
-        tuple((two, char(':'), two, char(':'), two, opt(fraction)))(i)?;
+    let (i, (h, _, m, _, s, frac)) = tuple((two, char(':'), two, char(':'), two, opt(fraction)))(i)?;
     Ok((i, (h, m, s, frac.unwrap_or(0))))
 }
 
@@ -77,27 +73,13 @@ fn hms(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32)> {
 fn bsd(i: &[u8]) -> IResult<&[u8], Tm> {
     let (i, mon) = take(3usize)(i)?;
     let Some(month) = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon)) else {
-        return Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::Tag,
-        )));
+        return Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Tag)));
     };
     let (i, _) = char(' ')(i)?;
-    let (i, day) = alt((
-        preceded(char(' '), take_while_m_n(1, 1, is_digit)),
-        take_while_m_n(1, 2, is_digit),
-    ))(i)?;
+    let (i, day) = alt((preceded(char(' '), take_while_m_n(1, 1, is_digit)), take_while_m_n(1, 2, is_digit)))(i)?;
     let (i, _) = char(' ')(i)?;
     let (i, (hour, minute, second, nanos)) = hms(i)?;
-    let tm = Tm {
-        month: Some(month as u32 + 1),
-        day: Some(num(day)),
-        hour,
-        minute,
-        second,
-        nanos,
-        ..Tm::default()
-    };
+    let tm = Tm { month: Some(month as u32 + 1), day: Some(num(day)), hour, minute, second, nanos, ..Tm::default() };
     Ok((i, tm))
 }
 
@@ -113,14 +95,8 @@ fn offset(i: &[u8]) -> IResult<&[u8], i32> {
 
 /// `2024-11-23T16:30:00.123+09:00` (offset optional).
 fn rfc3339(i: &[u8]) -> IResult<&[u8], Tm> {
-    let (i, (y, _, mo, _, d, _)) = tuple((
-        take_while_m_n(4, 4, is_digit),
-        char('-'),
-        two,
-        char('-'),
-        two,
-        one_of("Tt "),
-    ))(i)?;
+    let (i, (y, _, mo, _, d, _)) =
+        tuple((take_while_m_n(4, 4, is_digit), char('-'), two, char('-'), two, one_of("Tt ")))(i)?;
     let (i, (hour, minute, second, nanos)) = hms(i)?;
     let (i, off) = opt(offset)(i)?;
     let tm = Tm {
@@ -151,11 +127,7 @@ fn valid(tm: &Tm) -> bool {
 type Prefix<'a> = (Option<&'a [u8]>, &'a [u8], Tm);
 
 fn prefix(i: &[u8]) -> IResult<&[u8], Prefix<'_>> {
-    let (i, pri) = opt(delimited(
-        tag("<"),
-        take_while_m_n(1, 3, is_digit),
-        tag(">"),
-    ))(i)?;
+    let (i, pri) = opt(delimited(tag("<"), take_while_m_n(1, 3, is_digit), tag(">")))(i)?;
     let (rest, (time, tm)) = consumed(alt((rfc3339, bsd)))(i)?;
     Ok((rest, (pri, time, tm)))
 }
@@ -186,23 +158,12 @@ fn split_tag(tok: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
 /// Split one syslog line into its header parts; `None` when there is no
 /// recognisable timestamp.
 pub(crate) fn decode(input: &[u8]) -> Option<Header<'_>> {
-    let input = input
-        .strip_suffix(b"\r\n")
-        .or_else(|| input.strip_suffix(b"\n"))
-        .unwrap_or(input);
+    let input = input.strip_suffix(b"\r\n").or_else(|| input.strip_suffix(b"\n")).unwrap_or(input);
     let (rest, (pri, time, tm)) = prefix(input).ok()?;
     if !valid(&tm) {
         return None;
     }
-    let mut h = Header {
-        pri,
-        time,
-        tm,
-        host: None,
-        ident: None,
-        pid: None,
-        message: b"",
-    };
+    let mut h = Header { pri, time, tm, host: None, ident: None, pid: None, message: b"" };
     if rest.is_empty() {
         return Some(h);
     }
@@ -237,10 +198,7 @@ pub(crate) fn decode(input: &[u8]) -> Option<Header<'_>> {
 
 /// Decode and lay out the fields; the header's broken-down time is returned
 /// for the caller's zone and year handling.
-pub(crate) fn fields(
-    input: &[u8],
-    time_key: Option<&str>,
-) -> Result<(Vec<(String, Value)>, Tm), ParseFailure> {
+pub(crate) fn fields(input: &[u8], time_key: Option<&str>) -> Result<(Vec<(String, Value)>, Tm), ParseFailure> {
     let h = decode(input).ok_or(ParseFailure::NoMatch)?;
     let mut out = Vec::with_capacity(6);
     if let Some(pri) = h.pri {
@@ -275,10 +233,7 @@ mod tests {
         let h = d(r#"<190>Nov  3 06:07:08 web-1 nginx: {"a":"b"}"#);
         assert_eq!(st(h.pri), Some("190"));
         assert_eq!(h.time, b"Nov  3 06:07:08");
-        assert_eq!(
-            (h.tm.month, h.tm.day, h.tm.hour, h.tm.year),
-            (Some(11), Some(3), 6, None)
-        );
+        assert_eq!((h.tm.month, h.tm.day, h.tm.hour, h.tm.year), (Some(11), Some(3), 6, None));
         assert_eq!(st(h.host), Some("web-1"));
         assert_eq!(st(h.ident), Some("nginx"));
         assert_eq!(h.pid, None);
@@ -294,10 +249,7 @@ mod tests {
         let h = d("Nov 03 16:30:00 host sshd[1234]: Accepted  key\r\n");
         assert_eq!(h.pri, None);
         assert_eq!(h.tm.day, Some(3));
-        assert_eq!(
-            (st(h.host), st(h.ident), st(h.pid)),
-            (Some("host"), Some("sshd"), Some("1234"))
-        );
+        assert_eq!((st(h.host), st(h.ident), st(h.pid)), (Some("host"), Some("sshd"), Some("1234")));
         assert_eq!(h.message, b"Accepted  key");
         let h = d("<13>Nov  3 16:30:00 cron[x]: m");
         assert_eq!((st(h.ident), h.pid), (Some("cron[x]"), None));
@@ -311,10 +263,7 @@ mod tests {
 
         let h = d("<13>2024-11-23T16:30:00.123+09:00 host tag: msg");
         assert_eq!(h.time, b"2024-11-23T16:30:00.123+09:00");
-        assert_eq!(
-            (h.tm.year, h.tm.nanos, h.tm.offset),
-            (Some(2024), 123_000_000, Some(32400))
-        );
+        assert_eq!((h.tm.year, h.tm.nanos, h.tm.offset), (Some(2024), 123_000_000, Some(32400)));
         assert_eq!((st(h.host), st(h.ident)), (Some("host"), Some("tag")));
 
         let h = d("<13>Nov 23 16:30:00.123456 host tag:   body with  spaces  ");

@@ -75,25 +75,14 @@ const MONTHS: [&str; 12] = [
     "november",
     "december",
 ];
-const WEEKDAYS: [&str; 7] = [
-    "sunday",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-];
+const WEEKDAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
 
 impl TimeFormat {
     /// Compile a format; the error names the offending conversion.
     pub fn compile(fmt: &str) -> Result<TimeFormat, String> {
         let mut items = Vec::new();
         push_items(fmt.as_bytes(), &mut items, 0)?;
-        Ok(TimeFormat {
-            items,
-            source: fmt.to_owned(),
-        })
+        Ok(TimeFormat { items, source: fmt.to_owned() })
     }
 
     pub fn source(&self) -> &str {
@@ -192,12 +181,7 @@ fn push_items(fmt: &[u8], items: &mut Vec<Item>, depth: u8) -> Result<(), String
             b's' => Item::Epoch,
             b'n' | b't' => Item::Blank,
             b'%' => Item::Lit(b'%'),
-            other => {
-                return Err(format!(
-                    "unsupported conversion '%{}'",
-                    char::from(other).escape_default()
-                ))
-            }
+            other => return Err(format!("unsupported conversion '%{}'", char::from(other).escape_default())),
         };
         if item == Item::Blank && items.last() == Some(&Item::Blank) {
             continue;
@@ -269,11 +253,7 @@ fn match_item(item: Item, input: &[u8], pos: usize, tm: &mut Tm) -> Option<usize
         Item::Year2 => {
             let (v, p) = digits(input, pos, 2, true)?;
             // POSIX: 69-99 are 1969-1999, 00-68 are 2000-2068.
-            tm.year = Some(if v >= 69 {
-                1900 + v as i32
-            } else {
-                2000 + v as i32
-            });
+            tm.year = Some(if v >= 69 { 1900 + v as i32 } else { 2000 + v as i32 });
             Some(p)
         }
         Item::Month => {
@@ -359,9 +339,10 @@ fn match_item(item: Item, input: &[u8], pos: usize, tm: &mut Tm) -> Option<usize
         Item::ZoneName => {
             let start = pos;
             let mut p = pos;
-            while input.get(p).is_some_and(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'+' | b'-' | b':')
-            }) {
+            while input
+                .get(p)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'+' | b'-' | b':'))
+            {
                 p += 1;
             }
             let text = std::str::from_utf8(input.get(start..p)?).ok()?;
@@ -422,10 +403,7 @@ mod tests {
     #[test]
     fn bsd_header_with_space_padded_day() {
         let tm = p("%b %d %H:%M:%S", "Nov  3 06:07:08").unwrap();
-        assert_eq!(
-            (tm.month, tm.day, tm.hour, tm.minute, tm.second),
-            (Some(11), Some(3), 6, 7, 8)
-        );
+        assert_eq!((tm.month, tm.day, tm.hour, tm.minute, tm.second), (Some(11), Some(3), 6, 7, 8));
         assert_eq!(tm.year, None);
     }
 
@@ -435,12 +413,7 @@ mod tests {
         assert_eq!(tm.year, Some(2024));
         assert_eq!(tm.nanos, 123_000_000);
         assert_eq!(tm.offset, Some(32400));
-        assert_eq!(
-            p("%Y-%m-%dT%H:%M:%S%z", "2024-11-23T16:30:00Z")
-                .unwrap()
-                .offset,
-            Some(0)
-        );
+        assert_eq!(p("%Y-%m-%dT%H:%M:%S%z", "2024-11-23T16:30:00Z").unwrap().offset, Some(0));
         assert_eq!(p("%T %z", "01:02:03 -0530").unwrap().offset, Some(-19800));
         assert_eq!(p("%S.%L", "05.123456789123").unwrap().nanos, 123_456_789);
     }
@@ -448,20 +421,10 @@ mod tests {
     #[test]
     fn apache_time_and_names() {
         let tm = p("%d/%b/%Y:%H:%M:%S %z", "10/Oct/2000:13:55:36 -0700").unwrap();
-        assert_eq!(
-            (tm.year, tm.month, tm.day),
-            (Some(2000), Some(10), Some(10))
-        );
+        assert_eq!((tm.year, tm.month, tm.day), (Some(2000), Some(10), Some(10)));
         assert_eq!(tm.offset, Some(-25200));
-        let tm = p(
-            "%A, %B %e %Y %I:%M %p",
-            "Saturday, November  2 2024 12:05 AM",
-        )
-        .unwrap();
-        assert_eq!(
-            (tm.month, tm.day, tm.hour, tm.minute),
-            (Some(11), Some(2), 0, 5)
-        );
+        let tm = p("%A, %B %e %Y %I:%M %p", "Saturday, November  2 2024 12:05 AM").unwrap();
+        assert_eq!((tm.month, tm.day, tm.hour, tm.minute), (Some(11), Some(2), 0, 5));
         assert_eq!(p("%I %p", "01 pm").unwrap().hour, 13);
     }
 
@@ -475,32 +438,15 @@ mod tests {
         assert_eq!((partial.hour, partial.minute), (10, 0));
         // A trailing ISO designator is honoured when the format has no zone.
         let f = TimeFormat::compile("%Y-%m-%dT%H:%M:%S.%L").unwrap();
-        assert_eq!(
-            f.parse(b"2024-11-23T07:30:00.5Z", true).unwrap().offset,
-            Some(0)
-        );
-        assert_eq!(
-            f.parse(b"2024-11-23T16:30:00.5+09:00", true)
-                .unwrap()
-                .offset,
-            Some(32400)
-        );
-        assert_eq!(
-            f.parse(b"2024-11-23T16:30:00.5", true).unwrap().offset,
-            None
-        );
+        assert_eq!(f.parse(b"2024-11-23T07:30:00.5Z", true).unwrap().offset, Some(0));
+        assert_eq!(f.parse(b"2024-11-23T16:30:00.5+09:00", true).unwrap().offset, Some(32400));
+        assert_eq!(f.parse(b"2024-11-23T16:30:00.5", true).unwrap().offset, None);
         assert_eq!(p("%s", "1732347000").unwrap().epoch, Some(1732347000));
         assert_eq!(p("%m", "13"), None);
         assert_eq!(p("%Y", ""), None);
-        assert_eq!(
-            p("%Z", "Asia/Tokyo").unwrap().zone,
-            crate::zone::Zone::parse("Asia/Tokyo")
-        );
+        assert_eq!(p("%Z", "Asia/Tokyo").unwrap().zone, crate::zone::Zone::parse("Asia/Tokyo"));
         assert_eq!(p("%Z", "UTC").unwrap().offset, Some(0));
-        assert_eq!(
-            TimeFormat::compile("%Q").unwrap_err(),
-            "unsupported conversion '%Q'"
-        );
+        assert_eq!(TimeFormat::compile("%Q").unwrap_err(), "unsupported conversion '%Q'");
         assert!(TimeFormat::compile("abc%").is_err());
         assert_eq!(p("100%% %j", "100% 032").unwrap().yday, Some(32));
     }

@@ -81,9 +81,7 @@ fn date_in_year(tm: &Tm, year: i32) -> Option<NaiveDate> {
 /// year (Feb 29) skips that candidate.
 fn infer_year(tm: &Tm, time: NaiveTime, now: Timestamp, zone: &Zone) -> Option<i64> {
     let year = zone.wall_clock(now.secs).year();
-    let at = |y: i32| -> Option<i64> {
-        Some(zone.to_epoch(NaiveDateTime::new(date_in_year(tm, y)?, time)))
-    };
+    let at = |y: i32| -> Option<i64> { Some(zone.to_epoch(NaiveDateTime::new(date_in_year(tm, y)?, time))) };
     // Fast path: within ~5 months of now the current year is the closest, as
     // the other candidates are a year away.
     if let Some(secs) = at(year) {
@@ -91,10 +89,7 @@ fn infer_year(tm: &Tm, time: NaiveTime, now: Timestamp, zone: &Zone) -> Option<i
             return Some(secs);
         }
     }
-    [year - 1, year, year + 1]
-        .into_iter()
-        .filter_map(at)
-        .min_by_key(|secs| (secs - now.secs).abs())
+    [year - 1, year, year + 1].into_iter().filter_map(at).min_by_key(|secs| (secs - now.secs).abs())
 }
 
 #[cfg(test)]
@@ -122,15 +117,9 @@ mod tests {
         // Read at 2025-01-01T00:00:30+09:00 (2024-12-31T15:00:30Z).
         let now = at(1735657230);
         // 2024-12-31T23:59:59+09:00
-        assert_eq!(
-            r.parse("Dec 31 23:59:59", now, &tokyo),
-            Some(at(1735657199))
-        );
+        assert_eq!(r.parse("Dec 31 23:59:59", now, &tokyo), Some(at(1735657199)));
         // 2025-01-01T00:00:10+09:00 (the UTC year is still 2024: FB would say 2024)
-        assert_eq!(
-            r.parse("Jan  1 00:00:10", now, &tokyo),
-            Some(at(1735657210))
-        );
+        assert_eq!(r.parse("Jan  1 00:00:10", now, &tokyo), Some(at(1735657210)));
     }
 
     #[test]
@@ -138,58 +127,34 @@ mod tests {
         // Read at 2024-12-31T23:59:59Z, the sender is a little ahead.
         let now = at(1735689599);
         let r = rule("%b %d %H:%M:%S", None);
-        assert_eq!(
-            r.parse("Jan  1 00:00:01", now, &Zone::Utc),
-            Some(at(1735689601))
-        );
-        assert_eq!(
-            r.parse("Dec 31 23:59:58", now, &Zone::Utc),
-            Some(at(1735689598))
-        );
+        assert_eq!(r.parse("Jan  1 00:00:01", now, &Zone::Utc), Some(at(1735689601)));
+        assert_eq!(r.parse("Dec 31 23:59:58", now, &Zone::Utc), Some(at(1735689598)));
     }
 
     #[test]
     fn feb_29_skips_non_leap_years() {
         // Read at 2025-03-01T00:00:00Z: 2025 has no Feb 29, 2024 does.
         let r = rule("%b %d %H:%M:%S", None);
-        assert_eq!(
-            r.parse("Feb 29 12:00:00", at(1740787200), &Zone::Utc),
-            Some(at(1709208000))
-        );
+        assert_eq!(r.parse("Feb 29 12:00:00", at(1740787200), &Zone::Utc), Some(at(1709208000)));
     }
 
     #[test]
     fn offset_rule_replaces_default_zone_but_not_explicit_offset() {
         let r = rule("%Y-%m-%d %H:%M:%S", Some("+0900"));
-        assert_eq!(
-            r.parse("2024-11-23 16:30:00", at(0), &Zone::Utc),
-            Some(at(1732347000))
-        );
+        assert_eq!(r.parse("2024-11-23 16:30:00", at(0), &Zone::Utc), Some(at(1732347000)));
         let r = rule("%Y-%m-%d %H:%M:%S %z", Some("-05:00"));
-        assert_eq!(
-            r.parse("2024-11-23 07:30:00 +0000", at(0), &Zone::Utc),
-            Some(at(1732347000))
-        );
+        assert_eq!(r.parse("2024-11-23 07:30:00 +0000", at(0), &Zone::Utc), Some(at(1732347000)));
     }
 
     #[test]
     fn epoch_fraction_time_only_and_leap_second() {
         let r = rule("%s.%L", None);
-        assert_eq!(
-            r.parse("1732347000.5", at(0), &Zone::Utc),
-            Some(Timestamp::new(1732347000, 500_000_000))
-        );
+        assert_eq!(r.parse("1732347000.5", at(0), &Zone::Utc), Some(Timestamp::new(1732347000, 500_000_000)));
         let r = rule("%H:%M:%S", None);
         // Read at 2024-11-23T16:30:00Z
-        assert_eq!(
-            r.parse("01:00:00", at(1732379400), &Zone::Utc),
-            Some(at(1732323600))
-        );
+        assert_eq!(r.parse("01:00:00", at(1732379400), &Zone::Utc), Some(at(1732323600)));
         let r = rule("%Y-%m-%dT%H:%M:%S", None);
-        assert_eq!(
-            r.parse("2016-12-31T23:59:60", at(0), &Zone::Utc),
-            Some(at(1483228800))
-        );
+        assert_eq!(r.parse("2016-12-31T23:59:60", at(0), &Zone::Utc), Some(at(1483228800)));
         assert_eq!(r.parse("2016-02-30T00:00:00", at(0), &Zone::Utc), None);
     }
 }

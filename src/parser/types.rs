@@ -22,12 +22,8 @@ pub(crate) fn parse_types(p: &Property) -> Result<Vec<(String, Cast)>, ConfigErr
     let mut out = Vec::new();
     for item in p.value.split_whitespace() {
         let Some((key, ty)) = item.rsplit_once(':').filter(|(k, _)| !k.is_empty()) else {
-            return Err(
-                ConfigError::at(&p.loc, format!("Types entry '{item}' is not 'key:type'"))
-                    .with_hint(format!(
-                        "write e.g. 'status:integer size:integer'; types: {NAMES}"
-                    )),
-            );
+            return Err(ConfigError::at(&p.loc, format!("Types entry '{item}' is not 'key:type'"))
+                .with_hint(format!("write e.g. 'status:integer size:integer'; types: {NAMES}")));
         };
         let cast = match ty.to_ascii_lowercase().as_str() {
             "integer" | "int" => Cast::Integer,
@@ -36,11 +32,8 @@ pub(crate) fn parse_types(p: &Property) -> Result<Vec<(String, Cast)>, ConfigErr
             "hex" => Cast::Hex,
             "string" | "str" => Cast::String,
             _ => {
-                return Err(ConfigError::at(
-                    &p.loc,
-                    format!("unknown type '{ty}' for key '{key}' in Types"),
-                )
-                .with_hint(format!("valid types: {NAMES}")))
+                return Err(ConfigError::at(&p.loc, format!("unknown type '{ty}' for key '{key}' in Types"))
+                    .with_hint(format!("valid types: {NAMES}")))
             }
         };
         out.push((key.to_owned(), cast));
@@ -53,11 +46,7 @@ fn cast(s: &str, to: Cast) -> Option<Value> {
     match to {
         Cast::String => None,
         Cast::Integer => t.parse::<i64>().ok().map(Value::Int),
-        Cast::Float => t
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .map(Value::Float),
+        Cast::Float => t.parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Float),
         // Fluent Bit compares the first 4/5 bytes case-insensitively.
         Cast::Bool => {
             let b = t.as_bytes();
@@ -70,14 +59,8 @@ fn cast(s: &str, to: Cast) -> Option<Value> {
             }
         }
         Cast::Hex => {
-            let h = t
-                .strip_prefix("0x")
-                .or_else(|| t.strip_prefix("0X"))
-                .unwrap_or(t);
-            u64::from_str_radix(h, 16)
-                .ok()
-                .and_then(|v| i64::try_from(v).ok())
-                .map(Value::Int)
+            let h = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+            u64::from_str_radix(h, 16).ok().and_then(|v| i64::try_from(v).ok()).map(Value::Int)
         }
     }
 }
@@ -109,22 +92,12 @@ mod tests {
     use std::sync::Arc;
 
     fn prop(v: &str) -> Property {
-        Property {
-            key: "Types".into(),
-            value: v.into(),
-            loc: Location {
-                file: Arc::new("p.conf".into()),
-                line: 7,
-            },
-        }
+        Property { key: "Types".into(), value: v.into(), loc: Location { file: Arc::new("p.conf".into()), line: 7 } }
     }
 
     #[test]
     fn casts_and_failures_keep_strings() {
-        let types = parse_types(&prop(
-            "code:integer size:integer rt:float ok:bool h:hex s:string",
-        ))
-        .unwrap();
+        let types = parse_types(&prop("code:integer size:integer rt:float ok:bool h:hex s:string")).unwrap();
         let s = |v: &str| Value::Str(v.into());
         let mut f = vec![
             ("code".to_owned(), s("200")),

@@ -31,9 +31,7 @@ impl Accessor {
     /// key name ends at `.`, space, `,`, `"`, `/`... or `[`. Returns the rest.
     pub fn parse_prefix(s: &str) -> Result<(Accessor, &str), String> {
         let body = s.strip_prefix('$').unwrap_or(s);
-        let end = body
-            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '@'))
-            .unwrap_or(body.len());
+        let end = body.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '@')).unwrap_or(body.len());
         if end == 0 {
             return Err(format!("'{s}' does not start with a key name"));
         }

@@ -30,11 +30,7 @@ pub(super) enum Line<'a> {
     /// `<indent>KEY VALUE`: `indent` is the leading run of spaces and tabs,
     /// `value` is trimmed of spaces and tabs at both ends and empty when the
     /// line has only a key.
-    Entry {
-        indent: &'a str,
-        key: &'a str,
-        value: &'a str,
-    },
+    Entry { indent: &'a str, key: &'a str, value: &'a str },
 }
 
 fn is_blank(c: char) -> bool {
@@ -42,30 +38,18 @@ fn is_blank(c: char) -> bool {
 }
 
 fn section(input: &str) -> IResult<&str, Line<'_>> {
-    let (input, (name, close)) =
-        preceded(char('['), tuple((take_till(|c| c == ']'), opt(char(']')))))(input)?;
+    let (input, (name, close)) = preceded(char('['), tuple((take_till(|c| c == ']'), opt(char(']')))))(input)?;
     let line = match close {
-        Some(_) => Line::Section {
-            name,
-            trailing: input.trim_matches(is_blank),
-        },
+        Some(_) => Line::Section { name, trailing: input.trim_matches(is_blank) },
         None => Line::UnclosedSection,
     };
     Ok(("", line))
 }
 
 fn meta(input: &str) -> IResult<&str, Line<'_>> {
-    let (_, (command, _, args)) = preceded(
-        char('@'),
-        tuple((take_till1(is_blank), take_while(is_blank), rest)),
-    )(input)?;
-    Ok((
-        "",
-        Line::Meta {
-            command,
-            args: args.trim_end_matches(is_blank),
-        },
-    ))
+    let (_, (command, _, args)) =
+        preceded(char('@'), tuple((take_till1(is_blank), take_while(is_blank), rest)))(input)?;
+    Ok(("", Line::Meta { command, args: args.trim_end_matches(is_blank) }))
 }
 
 /// Key and value split at the first run of spaces *or tabs*. Fluent Bit
@@ -74,20 +58,9 @@ fn meta(input: &str) -> IResult<&str, Line<'_>> {
 /// Tabs inside the value are kept byte for byte (the sidecar's `Template`
 /// separates its fields with real tabs).
 fn entry(input: &str) -> IResult<&str, Line<'_>> {
-    let (_, (indent, key, _, value)) = tuple((
-        take_while(is_blank),
-        take_till1(is_blank),
-        take_while(is_blank),
-        rest,
-    ))(input)?;
-    Ok((
-        "",
-        Line::Entry {
-            indent,
-            key,
-            value: value.trim_end_matches(is_blank),
-        },
-    ))
+    let (_, (indent, key, _, value)) =
+        tuple((take_while(is_blank), take_till1(is_blank), take_while(is_blank), rest))(input)?;
+    Ok(("", Line::Entry { indent, key, value: value.trim_end_matches(is_blank) }))
 }
 
 fn comment(input: &str) -> IResult<&str, Line<'_>> {
@@ -100,10 +73,7 @@ fn blank(input: &str) -> IResult<&str, Line<'_>> {
     if input.is_empty() {
         Ok((input, Line::Blank))
     } else {
-        Err(nom::Err::Error(nom::error::Error::new(
-            input,
-            nom::error::ErrorKind::Space,
-        )))
+        Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Space)))
     }
 }
 
@@ -136,104 +106,32 @@ mod tests {
 
     #[test]
     fn sections() {
-        assert_eq!(
-            classify("[INPUT]"),
-            Line::Section {
-                name: "INPUT",
-                trailing: ""
-            }
-        );
-        assert_eq!(
-            classify("[filter]  # x"),
-            Line::Section {
-                name: "filter",
-                trailing: "# x"
-            }
-        );
-        assert_eq!(
-            classify("[]"),
-            Line::Section {
-                name: "",
-                trailing: ""
-            }
-        );
+        assert_eq!(classify("[INPUT]"), Line::Section { name: "INPUT", trailing: "" });
+        assert_eq!(classify("[filter]  # x"), Line::Section { name: "filter", trailing: "# x" });
+        assert_eq!(classify("[]"), Line::Section { name: "", trailing: "" });
         assert_eq!(classify("[INPUT"), Line::UnclosedSection);
     }
 
     #[test]
     fn metas() {
-        assert_eq!(
-            classify("@INCLUDE a.conf "),
-            Line::Meta {
-                command: "INCLUDE",
-                args: "a.conf"
-            }
-        );
-        assert_eq!(
-            classify("@set\tX=1"),
-            Line::Meta {
-                command: "set",
-                args: "X=1"
-            }
-        );
-        assert_eq!(
-            classify("@SET"),
-            Line::Meta {
-                command: "SET",
-                args: ""
-            }
-        );
+        assert_eq!(classify("@INCLUDE a.conf "), Line::Meta { command: "INCLUDE", args: "a.conf" });
+        assert_eq!(classify("@set\tX=1"), Line::Meta { command: "set", args: "X=1" });
+        assert_eq!(classify("@SET"), Line::Meta { command: "SET", args: "" });
     }
 
     #[test]
     fn entries_keep_inner_tabs_and_hashes() {
         assert_eq!(
             classify("    Template  a:{a}\tb:{b}\t "),
-            Line::Entry {
-                indent: "    ",
-                key: "Template",
-                value: "a:{a}\tb:{b}"
-            }
+            Line::Entry { indent: "    ", key: "Template", value: "a:{a}\tb:{b}" }
         );
         assert_eq!(
             classify("\tKey\tvalue # not a comment"),
-            Line::Entry {
-                indent: "\t",
-                key: "Key",
-                value: "value # not a comment"
-            }
+            Line::Entry { indent: "\t", key: "Key", value: "value # not a comment" }
         );
-        assert_eq!(
-            classify("  Regex ^\\t$"),
-            Line::Entry {
-                indent: "  ",
-                key: "Regex",
-                value: "^\\t$"
-            }
-        );
-        assert_eq!(
-            classify("  Lonely  "),
-            Line::Entry {
-                indent: "  ",
-                key: "Lonely",
-                value: ""
-            }
-        );
-        assert_eq!(
-            classify("Name x"),
-            Line::Entry {
-                indent: "",
-                key: "Name",
-                value: "x"
-            }
-        );
-        assert_eq!(
-            classify("    [INPUT]"),
-            Line::Entry {
-                indent: "    ",
-                key: "[INPUT]",
-                value: ""
-            }
-        );
+        assert_eq!(classify("  Regex ^\\t$"), Line::Entry { indent: "  ", key: "Regex", value: "^\\t$" });
+        assert_eq!(classify("  Lonely  "), Line::Entry { indent: "  ", key: "Lonely", value: "" });
+        assert_eq!(classify("Name x"), Line::Entry { indent: "", key: "Name", value: "x" });
+        assert_eq!(classify("    [INPUT]"), Line::Entry { indent: "    ", key: "[INPUT]", value: "" });
     }
 }

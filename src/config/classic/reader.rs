@@ -20,15 +20,8 @@ use crate::config::vars::Vars;
 use crate::config::{ConfigError, Location, Property, Section};
 
 /// Section names a configuration may contain, upper-cased.
-pub(super) const KNOWN_SECTIONS: &[&str] = &[
-    "SERVICE",
-    "CUSTOM",
-    "INPUT",
-    "FILTER",
-    "OUTPUT",
-    "PARSER",
-    "MULTILINE_PARSER",
-];
+pub(super) const KNOWN_SECTIONS: &[&str] =
+    &["SERVICE", "CUSTOM", "INPUT", "FILTER", "OUTPUT", "PARSER", "MULTILINE_PARSER"];
 
 /// Files one load may read (Fluent Bit's `FLB_CF_FILE_NUM_LIMIT`).
 pub(super) const MAX_FILES: usize = 1000;
@@ -104,21 +97,15 @@ impl Reader {
             }
             self.limit_reported = true;
             self.errors.push(
-                ConfigError::new(
-                    included_at,
-                    format!("more than {MAX_FILES} configuration files to read"),
-                )
-                .with_hint("check for an @INCLUDE glob that matches far more files than intended"),
+                ConfigError::new(included_at, format!("more than {MAX_FILES} configuration files to read"))
+                    .with_hint("check for an @INCLUDE glob that matches far more files than intended"),
             );
             return;
         }
         let canonical = match fs::canonicalize(path) {
             Ok(c) => c,
             Err(e) => {
-                self.errors.push(ConfigError::new(
-                    included_at,
-                    format!("cannot open '{}': {e}", path.display()),
-                ));
+                self.errors.push(ConfigError::new(included_at, format!("cannot open '{}': {e}", path.display())));
                 return;
             }
         };
@@ -129,20 +116,14 @@ impl Reader {
         if size > MAX_FILE_BYTES {
             self.errors.push(ConfigError::new(
                 included_at,
-                format!(
-                    "'{}' is {size} bytes; configuration files are limited to {MAX_FILE_BYTES}",
-                    path.display()
-                ),
+                format!("'{}' is {size} bytes; configuration files are limited to {MAX_FILE_BYTES}", path.display()),
             ));
             return;
         }
         let bytes = match fs::read(&canonical) {
             Ok(b) => b,
             Err(e) => {
-                self.errors.push(ConfigError::new(
-                    included_at,
-                    format!("cannot read '{}': {e}", path.display()),
-                ));
+                self.errors.push(ConfigError::new(included_at, format!("cannot read '{}': {e}", path.display())));
                 return;
             }
         };
@@ -150,10 +131,7 @@ impl Reader {
         let lossy = matches!(text, std::borrow::Cow::Owned(_));
         let dir = parent_dir(path);
         self.seen.push((canonical.clone(), included_at.cloned()));
-        self.stack.push(Open {
-            canonical,
-            shown: path.to_path_buf(),
-        });
+        self.stack.push(Open { canonical, shown: path.to_path_buf() });
         self.read_text(&text, Arc::new(path.to_path_buf()), &dir, lossy);
         self.stack.pop();
     }
@@ -164,10 +142,7 @@ impl Reader {
         let canonical = fs::canonicalize(name).ok();
         if let Some(c) = &canonical {
             self.seen.push((c.clone(), None));
-            self.stack.push(Open {
-                canonical: c.clone(),
-                shown: name.to_path_buf(),
-            });
+            self.stack.push(Open { canonical: c.clone(), shown: name.to_path_buf() });
         }
         self.read_text(text, Arc::new(name.to_path_buf()), dir, false);
         if canonical.is_some() {
@@ -191,12 +166,7 @@ impl Reader {
 
     /// `false` (and an error) if `canonical` is already being read (a
     /// cycle) or was read before in this load.
-    fn check_not_seen(
-        &mut self,
-        canonical: &Path,
-        shown: &Path,
-        included_at: Option<&Location>,
-    ) -> bool {
+    fn check_not_seen(&mut self, canonical: &Path, shown: &Path, included_at: Option<&Location>) -> bool {
         if let Some(pos) = self.stack.iter().position(|o| o.canonical == canonical) {
             let chain: Vec<String> = self.stack[pos..]
                 .iter()
@@ -204,13 +174,8 @@ impl Reader {
                 .chain(std::iter::once(shown.display().to_string()))
                 .collect();
             self.errors.push(
-                ConfigError::new(
-                    included_at,
-                    format!("include cycle: {}", chain.join(" -> ")),
-                )
-                .with_hint(
-                    "remove the @INCLUDE that leads back to a file that is already being read",
-                ),
+                ConfigError::new(included_at, format!("include cycle: {}", chain.join(" -> ")))
+                    .with_hint("remove the @INCLUDE that leads back to a file that is already being read"),
             );
             return false;
         }
@@ -220,11 +185,8 @@ impl Reader {
                 None => "it is a top-level configuration file".to_owned(),
             };
             self.errors.push(
-                ConfigError::new(
-                    included_at,
-                    format!("'{}' is included twice ({first})", shown.display()),
-                )
-                .with_hint("include every file once"),
+                ConfigError::new(included_at, format!("'{}' is included twice ({first})", shown.display()))
+                    .with_hint("include every file once"),
             );
             return false;
         }
@@ -237,10 +199,7 @@ impl Reader {
             .split('\n')
             .enumerate()
             .map(|(i, l)| {
-                let loc = Location {
-                    file: file.clone(),
-                    line: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                };
+                let loc = Location { file: file.clone(), line: u32::try_from(i + 1).unwrap_or(u32::MAX) };
                 (loc, classify(l.strip_suffix('\r').unwrap_or(l)))
             })
             .collect();
@@ -263,10 +222,8 @@ impl Reader {
             match *line {
                 Line::Blank | Line::Comment => {}
                 _ if lossy && line_has_replacement(line) => {
-                    self.errors.push(
-                        ConfigError::at(loc, "line is not valid UTF-8")
-                            .with_hint("save the file as UTF-8"),
-                    );
+                    self.errors
+                        .push(ConfigError::at(loc, "line is not valid UTF-8").with_hint("save the file as UTF-8"));
                 }
                 Line::Section { name, trailing } => target = self.section(name, trailing, loc),
                 Line::UnclosedSection => {
@@ -290,17 +247,11 @@ impl Reader {
                     } else {
                         self.errors.push(
                             ConfigError::at(loc, format!("unknown command '@{command}'"))
-                                .with_hint(
-                                    "the commands are @INCLUDE <file> and @SET <NAME>=<value>",
-                                ),
+                                .with_hint("the commands are @INCLUDE <file> and @SET <NAME>=<value>"),
                         );
                     }
                 }
-                Line::Entry {
-                    indent: found,
-                    key,
-                    value,
-                } => {
+                Line::Entry { indent: found, key, value } => {
                     self.entry(target, &mut indent, found, key, value, loc);
                 }
             }
@@ -313,11 +264,7 @@ impl Reader {
             tracing::warn!(location = %loc, ignored = trailing, "text after the section header is ignored");
         }
         if KNOWN_SECTIONS.contains(&upper.as_str()) {
-            self.sections.push(Section {
-                name: upper,
-                loc: loc.clone(),
-                props: Vec::new(),
-            });
+            self.sections.push(Section { name: upper, loc: loc.clone(), props: Vec::new() });
             return Target::Section(self.sections.len() - 1);
         }
         match self.unknown {
@@ -346,9 +293,7 @@ impl Reader {
             Target::None => {
                 self.errors.push(
                     ConfigError::at(loc, format!("property '{key}' is outside any section"))
-                        .with_hint(
-                            "put properties under a section header such as [SERVICE] or [INPUT]",
-                        ),
+                        .with_hint("put properties under a section header such as [SERVICE] or [INPUT]"),
                 );
                 return;
             }
@@ -361,16 +306,10 @@ impl Reader {
                     "the commands are @INCLUDE <file> and @SET <NAME>=<value>".to_owned(),
                 )
             } else {
-                let example = indent
-                    .as_ref()
-                    .map_or_else(|| "4 spaces".to_owned(), |i| describe(&i.text));
-                (
-                    format!("property '{key}' is not indented"),
-                    format!("indent it with {example}"),
-                )
+                let example = indent.as_ref().map_or_else(|| "4 spaces".to_owned(), |i| describe(&i.text));
+                (format!("property '{key}' is not indented"), format!("indent it with {example}"))
             };
-            self.errors
-                .push(ConfigError::at(loc, message).with_hint(hint));
+            self.errors.push(ConfigError::at(loc, message).with_hint(hint));
             return;
         }
         if let Err(e) = check_indent(indent, found, loc) {
@@ -393,27 +332,20 @@ impl Reader {
         }
         if value.is_empty() {
             self.errors.push(
-                ConfigError::at(loc, format!("key '{key}' has no value")).with_hint(format!(
-                    "write '{key} <value>' on one line, or delete the line"
-                )),
+                ConfigError::at(loc, format!("key '{key}' has no value"))
+                    .with_hint(format!("write '{key} <value>' on one line, or delete the line")),
             );
             return;
         }
         if let Some(section) = self.sections.get_mut(idx) {
-            section.props.push(Property {
-                key: key.to_owned(),
-                value: value.to_owned(),
-                loc: loc.clone(),
-            });
+            section.props.push(Property { key: key.to_owned(), value: value.to_owned(), loc: loc.clone() });
         }
     }
 
     fn include(&mut self, raw: &str, loc: &Location, dir: &Path) {
         let given = self.vars.expand_at(raw, loc);
         if given.is_empty() {
-            self.errors.push(
-                ConfigError::at(loc, "@INCLUDE without a file").with_hint("write @INCLUDE <file>"),
-            );
+            self.errors.push(ConfigError::at(loc, "@INCLUDE without a file").with_hint("write @INCLUDE <file>"));
             return;
         }
         let files = if given.contains('*') {
@@ -421,10 +353,7 @@ impl Reader {
                 Ok(files) if files.is_empty() => {
                     self.errors.push(
                         ConfigError::at(loc, format!("@INCLUDE pattern '{given}' matches no file"))
-                            .with_hint(format!(
-                                "relative patterns are tried as given, then from '{}'",
-                                dir.display()
-                            )),
+                            .with_hint(format!("relative patterns are tried as given, then from '{}'", dir.display())),
                     );
                     return;
                 }
@@ -440,10 +369,7 @@ impl Reader {
                 None => {
                     self.errors.push(
                         ConfigError::at(loc, format!("included file '{given}' not found"))
-                            .with_hint(format!(
-                                "relative paths are tried as given, then from '{}'",
-                                dir.display()
-                            )),
+                            .with_hint(format!("relative paths are tried as given, then from '{}'", dir.display())),
                     );
                     return;
                 }
@@ -500,10 +426,7 @@ fn find_file(given: &str, dir: &Path) -> Option<PathBuf> {
 fn glob_files(pattern: &str, dir: &Path) -> Result<Vec<PathBuf>, String> {
     let run = |pat: &str| -> Result<Vec<PathBuf>, String> {
         let paths = glob::glob(pat).map_err(|e| format!("bad @INCLUDE pattern '{pat}': {e}"))?;
-        let mut files: Vec<PathBuf> = paths
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file())
-            .collect();
+        let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
         files.sort();
         Ok(files)
     };
@@ -518,23 +441,13 @@ fn glob_files(pattern: &str, dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// Check a property line's indentation against the file's, fixing the
 /// file's on its first indented property.
-fn check_indent(
-    indent: &mut Option<Indent>,
-    found: &str,
-    loc: &Location,
-) -> Result<(), ConfigError> {
+fn check_indent(indent: &mut Option<Indent>, found: &str, loc: &Location) -> Result<(), ConfigError> {
     if found.contains(' ') && found.contains('\t') {
-        return Err(ConfigError::at(
-            loc,
-            format!("indentation mixes tabs and spaces ({})", describe(found)),
-        )
-        .with_hint("indent with spaces only or with tabs only"));
+        return Err(ConfigError::at(loc, format!("indentation mixes tabs and spaces ({})", describe(found)))
+            .with_hint("indent with spaces only or with tabs only"));
     }
     let Some(expected) = indent.as_ref() else {
-        *indent = Some(Indent {
-            text: found.to_owned(),
-            line: loc.line,
-        });
+        *indent = Some(Indent { text: found.to_owned(), line: loc.line });
         return Ok(());
     };
     if expected.text == found {
@@ -542,11 +455,7 @@ fn check_indent(
     }
     let kind = |s: &str| s.starts_with('\t');
     let message = if kind(&expected.text) == kind(found) {
-        format!(
-            "invalid indentation: {} where this file uses {}",
-            describe(found),
-            describe(&expected.text)
-        )
+        format!("invalid indentation: {} where this file uses {}", describe(found), describe(&expected.text))
     } else {
         format!(
             "inconsistent use of tab and space: {} where this file uses {}",
@@ -591,22 +500,13 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        read(text)
-            .expect_err("should fail")
-            .0
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        read(text).expect_err("should fail").0.iter().map(ToString::to_string).collect()
     }
 
     fn values(doc: &Document) -> Vec<(String, &str, &str)> {
         doc.sections
             .iter()
-            .flat_map(|s| {
-                s.props
-                    .iter()
-                    .map(move |p| (s.name.clone(), p.key.as_str(), p.value.as_str()))
-            })
+            .flat_map(|s| s.props.iter().map(move |p| (s.name.clone(), p.key.as_str(), p.value.as_str())))
             .collect()
     }
 
@@ -621,24 +521,17 @@ mod tests {
 
     #[test]
     fn comments_blank_lines_and_hash_in_values() {
-        let doc = read("# top\n\n[input]\n  # comment at another indent\n    Name syslog # not a comment\n \t\n    Tag #x\n")
-            .expect("reads");
-        assert_eq!(
-            values(&doc),
-            [
-                ("INPUT".into(), "Name", "syslog # not a comment"),
-                ("INPUT".into(), "Tag", "#x")
-            ]
-        );
+        let doc =
+            read("# top\n\n[input]\n  # comment at another indent\n    Name syslog # not a comment\n \t\n    Tag #x\n")
+                .expect("reads");
+        assert_eq!(values(&doc), [("INPUT".into(), "Name", "syslog # not a comment"), ("INPUT".into(), "Tag", "#x")]);
         assert_eq!(doc.sections[0].props[1].loc.line, 7);
     }
 
     #[test]
     fn crlf_lines_and_tab_separators() {
-        let doc = read(
-            "[OUTPUT]\r\n    Name\tfile\r\n    Template a:{a}\tb:{b}\r\n    Path \\t\"q\"\r\n",
-        )
-        .expect("reads");
+        let doc =
+            read("[OUTPUT]\r\n    Name\tfile\r\n    Template a:{a}\tb:{b}\r\n    Path \\t\"q\"\r\n").expect("reads");
         assert_eq!(
             values(&doc),
             [
@@ -653,10 +546,7 @@ mod tests {
     fn duplicate_keys_kept_in_order_and_empty_sections_fine() {
         let doc = read("[SERVICE]\n[FILTER]\n  Rule a\n  rule b\n  Rule c\n").expect("reads");
         assert!(doc.sections[0].props.is_empty());
-        let rules: Vec<&str> = doc.sections[1]
-            .get_all("RULE")
-            .map(|p| p.value.as_str())
-            .collect();
+        let rules: Vec<&str> = doc.sections[1].get_all("RULE").map(|p| p.value.as_str()).collect();
         assert_eq!(rules, ["a", "b", "c"]);
     }
 
@@ -681,8 +571,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_all_collected_with_file_and_line() {
-        let text =
-            "Name early\n[INPUT]\n    Name\n[BOGUS]\n    Ignored here\n[OUTPUT\n    Also ignored\n\
+        let text = "Name early\n[INPUT]\n    Name\n[BOGUS]\n    Ignored here\n[OUTPUT\n    Also ignored\n\
                     @FOO bar\n[FILTER]\n    [INPUT]\n    @SET X=1\n@SET novalue\n";
         let errs = errors(text);
         assert_eq!(
@@ -730,10 +619,7 @@ mod tests {
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0].to_string(),
-            format!(
-                "{}:3: line is not valid UTF-8 (fix: save the file as UTF-8)",
-                path.display()
-            )
+            format!("{}:3: line is not valid UTF-8 (fix: save the file as UTF-8)", path.display())
         );
     }
 
@@ -742,11 +628,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         // Each file fixes its own indentation.
-        write(
-            d,
-            "sub/inputs.conf",
-            "[INPUT]\n\tName syslog\n@INCLUDE more.conf\n",
-        );
+        write(d, "sub/inputs.conf", "[INPUT]\n\tName syslog\n@INCLUDE more.conf\n");
         write(d, "sub/more.conf", "[INPUT]\n  Name dummy\n");
         let main = write(
             d,
@@ -754,26 +636,15 @@ mod tests {
             "@SET SUB=sub\n[SERVICE]\n    Flush 1\n@include ${SUB}/inputs.conf\n    Grace 2\n[OUTPUT]\n    Name null\n",
         );
         let doc = read_file(&main).expect("reads");
-        let names: Vec<(&str, Option<&str>)> = doc
-            .sections
-            .iter()
-            .map(|s| (s.name.as_str(), s.value("name")))
-            .collect();
+        let names: Vec<(&str, Option<&str>)> =
+            doc.sections.iter().map(|s| (s.name.as_str(), s.value("name"))).collect();
         assert_eq!(
             names,
-            [
-                ("SERVICE", None),
-                ("INPUT", Some("syslog")),
-                ("INPUT", Some("dummy")),
-                ("OUTPUT", Some("null"))
-            ]
+            [("SERVICE", None), ("INPUT", Some("syslog")), ("INPUT", Some("dummy")), ("OUTPUT", Some("null"))]
         );
         // A property after the @INCLUDE still belongs to the including file's section.
         assert_eq!(doc.sections[0].value("Grace"), Some("2"));
-        assert_eq!(
-            doc.sections[2].props[0].loc.to_string(),
-            format!("{}:2", d.join("sub/more.conf").display())
-        );
+        assert_eq!(doc.sections[2].props[0].loc.to_string(), format!("{}:2", d.join("sub/more.conf").display()));
         assert_eq!(doc.base_dir, d);
     }
 
@@ -786,20 +657,15 @@ mod tests {
         write(d, "conf.d/c.txt", "[OUTPUT]\n    Name c\n");
         let main = write(d, "main.conf", "@INCLUDE conf.d/*.conf\n");
         let doc = read_file(&main).expect("reads");
-        let names: Vec<&str> = doc
-            .sections
-            .iter()
-            .filter_map(|s| s.value("Name"))
-            .collect();
+        let names: Vec<&str> = doc.sections.iter().filter_map(|s| s.value("Name")).collect();
         assert_eq!(names, ["a", "b"]);
 
         let main = write(d, "empty.conf", "@INCLUDE nothing/*.conf\n");
         let errs = read_file(&main).expect_err("no match").0;
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().starts_with(&format!(
-            "{}:1: @INCLUDE pattern 'nothing/*.conf' matches no file",
-            main.display()
-        )));
+        assert!(errs[0]
+            .to_string()
+            .starts_with(&format!("{}:1: @INCLUDE pattern 'nothing/*.conf' matches no file", main.display())));
     }
 
     #[test]
@@ -832,17 +698,12 @@ mod tests {
             x = d.join("x.conf").display()
         )));
 
-        let missing = write(
-            d,
-            "missing.conf",
-            "[INPUT]\n    Name m\n@INCLUDE nope.conf\n",
-        );
+        let missing = write(d, "missing.conf", "[INPUT]\n    Name m\n@INCLUDE nope.conf\n");
         let errs = read_file(&missing).expect_err("missing").0;
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().starts_with(&format!(
-            "{}:3: included file 'nope.conf' not found",
-            missing.display()
-        )));
+        assert!(errs[0]
+            .to_string()
+            .starts_with(&format!("{}:3: included file 'nope.conf' not found", missing.display())));
     }
 
     #[test]
@@ -855,20 +716,15 @@ mod tests {
         let main = write(d, "main.conf", "@INCLUDE conf.d/*.conf\n");
         let errs = read_file(&main).expect_err("too many").0;
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().starts_with(&format!(
-            "{}:1: more than 1000 configuration files to read",
-            main.display()
-        )));
+        assert!(errs[0]
+            .to_string()
+            .starts_with(&format!("{}:1: more than 1000 configuration files to read", main.display())));
     }
 
     #[test]
     fn missing_main_file_is_an_error() {
-        let errs = read_file(Path::new("/no/such/fluent-bit.conf"))
-            .expect_err("missing")
-            .0;
+        let errs = read_file(Path::new("/no/such/fluent-bit.conf")).expect_err("missing").0;
         assert_eq!(errs.len(), 1);
-        assert!(errs[0]
-            .to_string()
-            .starts_with("cannot open '/no/such/fluent-bit.conf': "));
+        assert!(errs[0].to_string().starts_with("cannot open '/no/such/fluent-bit.conf': "));
     }
 }
