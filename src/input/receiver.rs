@@ -200,22 +200,7 @@ impl DgramReceiver {
                 self.rebind_if_deleted(w, &mut slots, &drops);
             }
             match self.receive(&mut slots, libc::MSG_WAITFORONE) {
-                Ok(Some(batch)) => {
-                    let refused = match self.handoff.offer(batch) {
-                        Ok(()) => None,
-                        Err(b) if self.wait_when_full => self.wait_for_room(b, &drops),
-                        Err(b) => Some(b),
-                    };
-                    if let Some(refused) = refused {
-                        let n = refused.msgs.len() as u64;
-                        self.counters.dropped(InputDrop::BufferFull, n);
-                        warn_limited!(
-                            drops,
-                            dropped = n,
-                            "pipeline buffer full: dropping received messages (counted as buffer_full)"
-                        );
-                    }
-                }
+                Ok(Some(batch)) => self.hand_over(batch, &drops),
                 Ok(None) => {}
                 Err(e) => {
                     warn_limited!(errors, error = %e, "recvmmsg failed");
@@ -224,6 +209,25 @@ impl DgramReceiver {
             }
         }
         self.drain(&mut slots);
+    }
+
+    /// Offer a batch to the pipeline; when it is full, wait or drop and count
+    /// as `Buffer_Full` says.
+    fn hand_over(&self, batch: Batch, drops: &RateLimiter) {
+        let refused = match self.handoff.offer(batch) {
+            Ok(()) => None,
+            Err(b) if self.wait_when_full => self.wait_for_room(b, drops),
+            Err(b) => Some(b),
+        };
+        if let Some(refused) = refused {
+            let n = refused.msgs.len() as u64;
+            self.counters.dropped(InputDrop::BufferFull, n);
+            warn_limited!(
+                drops,
+                dropped = n,
+                "pipeline buffer full: dropping received messages (counted as buffer_full)"
+            );
+        }
     }
 
     /// `Buffer_Full wait`: hold the batch until the pipeline takes it; the
@@ -250,15 +254,7 @@ impl DgramReceiver {
     fn rebind_if_deleted(&self, w: &mut Watchdog, slots: &mut Slots, drops: &RateLimiter) {
         let Some(new) = w.check() else { return };
         while let Ok(Some(batch)) = self.receive(slots, libc::MSG_DONTWAIT) {
-            if let Err(refused) = self.handoff.offer(batch) {
-                let n = refused.msgs.len() as u64;
-                self.counters.dropped(InputDrop::BufferFull, n);
-                warn_limited!(
-                    drops,
-                    dropped = n,
-                    "pipeline buffer full: dropping received messages (counted as buffer_full)"
-                );
-            }
+            self.hand_over(batch, drops);
         }
         if let Err(e) = w.replace(self.fd, new) {
             tracing::error!(error = %e, "cannot switch to the re-created socket");
