@@ -122,10 +122,8 @@ fn dry_run_reports_every_mistake_with_file_and_line() {
         "bad.conf",
         "[SERVICE]\n    Flush 1\n    Parsers_File missing-parsers.conf\n\n[INPUT]\n    Name syslog\n    Pth /tmp/x.sock\n\n[FILTER]\n    Name parsr\n    Match *\n\n[OUTPUT]\n    Name file\n    Match *\n    Format yaml\n",
     )]);
-    let out =
-        std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("bad.conf")).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = dry_run(&dir.path().join("bad.conf"));
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("bad.conf:3:"), "missing parsers file at line 3: {err}");
 }
 
@@ -135,10 +133,8 @@ fn dry_run_reports_plugin_mistakes_all_at_once() {
         "bad.conf",
         "[INPUT]\n    Name syslog\n    Pth /tmp/x.sock\n\n[FILTER]\n    Name parsr\n    Match *\n\n[OUTPUT]\n    Name file\n    Match *\n    Format yaml\n",
     )]);
-    let out =
-        std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("bad.conf")).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = dry_run(&dir.path().join("bad.conf"));
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("bad.conf:3: unknown key 'Pth'") && err.contains("did you mean 'Path'?"), "{err}");
     assert!(err.contains("bad.conf:6: unknown filter 'parsr'"), "{err}");
     assert!(err.contains("bad.conf:12:"), "bad Format at line 12: {err}");
@@ -209,9 +205,8 @@ fn rewrite_keep_true_also_writes_the_original_tag_file_and_warns() {
     // Fluent Bit's side file named after the original tag, in the working directory.
     let side = std::fs::read_to_string(g.path("nginx")).unwrap();
     assert_eq!(side, "a.example /u\nb.example /u\n");
-    let dry = std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(g.path("rt.conf")).output().unwrap();
-    let err = String::from_utf8_lossy(&dry.stderr);
-    assert!(dry.status.success() && err.contains("every record is written twice"), "{err}");
+    let (code, err) = dry_run(&g.path("rt.conf"));
+    assert!(code == Some(0) && err.contains("every record is written twice"), "{err}");
     let _ = done;
 }
 
@@ -330,10 +325,8 @@ fn logrotate_rename_then_sighup_loses_no_line() {
 #[test]
 fn buffer_full_is_checked_at_start_up() {
     let dir = temp_files(&[("b.conf", "[INPUT]\n    Name syslog\n    Path {dir}/s.sock\n    Buffer_Full sometimes\n")]);
-    let out =
-        std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("b.conf")).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = dry_run(&dir.path().join("b.conf"));
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("b.conf:4: Buffer_Full must be drop or wait"), "{err}");
 }
 
@@ -532,9 +525,7 @@ fn lua_return_codes_split_errors_and_runaway_scripts_through_the_binary() {
 fn dry_run_names_the_file_and_line_of_a_broken_lua_script() {
     let conf = "[INPUT]\n    Name syslog\n    Path {dir}/g.sock\n[FILTER]\n    Name lua\n    Match *\n    script broken.lua\n    call f\n[OUTPUT]\n    Name null\n    Match *\n";
     let dir = temp_files(&[("b.conf", conf), ("broken.lua", "function f(tag, ts, r)\n  return 1, ts, r\nedn\n")]);
-    let out =
-        std::process::Command::new(BIN).args(["--dry-run", "-c"]).arg(dir.path().join("b.conf")).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = dry_run(&dir.path().join("b.conf"));
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("b.conf:7") && err.contains("broken.lua:"), "{err}");
 }

@@ -176,3 +176,9 @@ pub fn nginx_line(header_host: Option<&str>, seq: u64, vhost: &str, uri: &str) -
     )
     .into_bytes()
 }
+
+/// `gatelog --dry-run -c CONFIG`: the exit code and what it printed on stderr.
+pub fn dry_run(config: &Path) -> (Option<i32>, String) {
+    let out = Command::new(BIN).args(["--dry-run", "-c"]).arg(config).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
