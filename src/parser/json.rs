@@ -26,7 +26,7 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Decode `input` as one JSON object, surrounded by optional whitespace.
 pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(String, Value)>, ParseFailure> {
-    let mut p = Json { b: input, pos: 0, scratch: Vec::new() };
+    let mut p = Json::new(input);
     p.ws();
     if p.peek() != Some(b'{') {
         // Tell "valid JSON, wrong type" from garbage: the metric differs.
@@ -45,7 +45,7 @@ pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(String, Value)>, ParseFa
 
 /// Decode any JSON value (used by `Decode_Field json`).
 pub(crate) fn parse_value(input: &[u8]) -> Option<Value> {
-    let mut p = Json { b: input, pos: 0, scratch: Vec::new() };
+    let mut p = Json::new(input);
     p.ws();
     let v = p.value(1).ok()?;
     p.at_end().then_some(v)
@@ -53,6 +53,9 @@ pub(crate) fn parse_value(input: &[u8]) -> Option<Value> {
 
 struct Json<'a> {
     b: &'a [u8],
+    /// The whole input when it is valid UTF-8 (checked once, in one pass):
+    /// strings are then sliced from it without a check each.
+    text: Option<&'a str>,
     pos: usize,
     scratch: Vec<u8>,
 }
@@ -62,7 +65,11 @@ struct Bad;
 
 type R<T> = Result<T, Bad>;
 
-impl Json<'_> {
+impl<'a> Json<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Json { b, text: std::str::from_utf8(b).ok(), pos: 0, scratch: Vec::new() }
+    }
+
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
@@ -224,7 +231,11 @@ impl Json<'_> {
         let at = memchr2(b'"', b'\\', rest).ok_or(Bad)?;
         if rest.get(at) == Some(&b'"') {
             self.pos = start + at + 1;
-            return Ok(crate::record::lossy_string(&rest[..at]));
+            // Quotes are ASCII, so a valid input splits into valid strings.
+            return Ok(match self.text.and_then(|t| t.get(start..start + at)) {
+                Some(s) => s.to_owned(),
+                None => crate::record::lossy_string(&rest[..at]),
+            });
         }
         // Escapes: build the bytes in the scratch buffer.
         let mut buf = std::mem::take(&mut self.scratch);
