@@ -3,7 +3,6 @@
 //! route each record to the outputs whose Match selects its tag, and format
 //! it into that output's buffers. Nothing here touches a socket.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::plan::{FilterInstance, InputPlan, OutputInstance};
@@ -29,7 +28,8 @@ pub struct Pipeline {
     pub outputs: Vec<OutputInstance>,
     pub counters: Arc<PipelineCounters>,
     zone: Zone,
-    routes: HashMap<Arc<str>, Vec<usize>>,
+    /// foldhash: seeded (tags may come from record data) and cheap.
+    routes: foldhash::HashMap<Arc<str>, Vec<usize>>,
     cur: Vec<Record>,
     next: Vec<Record>,
     emitted: Vec<Record>,
@@ -52,7 +52,7 @@ impl Pipeline {
             outputs,
             counters,
             zone,
-            routes: HashMap::new(),
+            routes: foldhash::HashMap::default(),
             cur: Vec::new(),
             next: Vec::new(),
             emitted: Vec::new(),

@@ -25,7 +25,6 @@ use super::path::open_append;
 use crate::ratelimit::RateLimiter;
 use crate::stats::OutputCounters;
 use crate::warn_limited;
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
@@ -68,7 +67,8 @@ struct Io {
 }
 
 pub(crate) struct FileCache {
-    dests: HashMap<String, Dest>,
+    /// foldhash: seeded (paths come from record data) and cheap on long keys.
+    dests: foldhash::HashMap<String, Dest>,
     max_open: usize,
     tick: u64,
     io: Io,
@@ -77,7 +77,7 @@ pub(crate) struct FileCache {
 impl FileCache {
     pub(crate) fn new(instance: &str, max_open: usize, buffer_size: usize, mkdir: bool) -> Self {
         FileCache {
-            dests: HashMap::new(),
+            dests: foldhash::HashMap::default(),
             max_open: max_open.max(1),
             tick: 0,
             io: Io {
@@ -100,30 +100,27 @@ impl FileCache {
         render: impl FnOnce(&mut Vec<u8>, &mut Option<Vec<u8>>),
     ) {
         self.tick += 1;
-        if !self.dests.contains_key(path) {
-            if self.dests.len() >= self.max_open {
-                self.evict_lru(counters);
+        // One lookup per record: a new path is the rare case.
+        if let Some(dest) = self.dests.get_mut(path) {
+            if self.io.fill(path, dest, self.tick, counters, render) {
                 self.publish_open(counters);
             }
-            let dest = Dest {
-                root: root.map(Into::into),
-                file: None,
-                buf: Vec::new(),
-                pending: 0,
-                header: None,
-                last_used: 0,
-                idle_flushes: 0,
-            };
-            self.dests.insert(path.to_owned(), dest);
-        }
-        let Some(dest) = self.dests.get_mut(path) else {
             return;
-        };
-        dest.last_used = self.tick;
-        render(&mut dest.buf, &mut dest.header);
-        dest.pending += 1;
-        if dest.buf.len() >= self.io.buffer_size {
-            self.io.write_out(path, dest, counters);
+        }
+        if self.dests.len() >= self.max_open {
+            self.evict_lru(counters);
+            self.publish_open(counters);
+        }
+        let dest = self.dests.entry(path.to_owned()).or_insert(Dest {
+            root: root.map(Into::into),
+            file: None,
+            buf: Vec::new(),
+            pending: 0,
+            header: None,
+            last_used: 0,
+            idle_flushes: 0,
+        });
+        if self.io.fill(path, dest, self.tick, counters, render) {
             self.publish_open(counters);
         }
     }
@@ -189,6 +186,26 @@ impl FileCache {
 }
 
 impl Io {
+    /// Render one record into `dest`'s buffer; write the buffer out once it
+    /// reaches the buffer size (then true: the open files may have changed).
+    fn fill(
+        &self,
+        path: &str,
+        dest: &mut Dest,
+        tick: u64,
+        counters: &OutputCounters,
+        render: impl FnOnce(&mut Vec<u8>, &mut Option<Vec<u8>>),
+    ) -> bool {
+        dest.last_used = tick;
+        render(&mut dest.buf, &mut dest.header);
+        dest.pending += 1;
+        if dest.buf.len() < self.buffer_size {
+            return false;
+        }
+        self.write_out(path, dest, counters);
+        true
+    }
+
     fn write_out(&self, path: &str, dest: &mut Dest, counters: &OutputCounters) {
         if dest.pending == 0 && dest.buf.is_empty() {
             return;
