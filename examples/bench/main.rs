@@ -54,6 +54,8 @@ impl Job {
 
 struct Outcome {
     cpu: Duration,
+    /// Context switches (voluntary + involuntary) of the receiver.
+    switches: i64,
     maxrss_kib: i64,
     accepted: u64,
     refused: u64,
@@ -94,8 +96,20 @@ fn main() {
         std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default().trim()
     );
     println!(
-        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8}",
-        "job", "via", "load", "accepted", "refused", "written", "lost", "µs/msg", "msg/s", "peakRSS", "dups", "×floor"
+        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>9}",
+        "job",
+        "via",
+        "load",
+        "accepted",
+        "refused",
+        "written",
+        "lost",
+        "µs/msg",
+        "msg/s",
+        "peakRSS",
+        "dups",
+        "×floor",
+        "cs/1kmsg"
     );
     for transport in [Transport::UnixUdp, Transport::Udp] {
         for (pace, n, label) in [
@@ -117,7 +131,7 @@ fn main() {
                 }
                 let ratio = floor_cpu.map(|f| format!("{:.2}", per / f)).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8}",
+                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>9.0}",
                     job.name(),
                     transport.name(),
                     label,
@@ -129,7 +143,8 @@ fn main() {
                     o.written as f64 / o.wall.as_secs_f64(),
                     o.maxrss_kib as f64 / 1024.0,
                     o.written.saturating_sub(o.distinct),
-                    ratio
+                    ratio,
+                    o.switches as f64 * 1000.0 / o.written.max(1) as f64
                 );
                 if let Some(s) = o.startup {
                     println!("{:<10} start-up to socket ready: {:.1} ms", "", s.as_secs_f64() * 1e3);
@@ -295,6 +310,7 @@ fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> st
     }
     Ok(Outcome {
         cpu,
+        switches: usage.ru_nvcsw + usage.ru_nivcsw,
         maxrss_kib: hwm_kib,
         accepted: sent.accepted,
         refused: sent.refused,
