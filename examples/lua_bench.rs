@@ -38,13 +38,13 @@ fn section(props: &[(&str, &str)]) -> Section {
 
 fn record(i: usize, tag: &Arc<str>) -> Record {
     let mut m = Map::with_capacity(20);
-    let s = |v: &str| Value::Str(v.to_owned());
+    let s = |v: &str| Value::from(v);
     m.push("time", s("2024-11-23T16:30:00+09:00"));
-    m.push("remote_addr", Value::Str(format!("10.0.{}.{}", i % 250, i % 200)));
+    m.push("remote_addr", Value::from(format!("10.0.{}.{}", i % 250, i % 200)));
     m.push("x_forwarded_for", s("203.0.113.7, 10.0.0.1"));
     m.push("vhost", s("example.com"));
     m.push("method", s("GET"));
-    m.push("uri", Value::Str(format!("/api/v1/items/{i}?page=2&sort=desc")));
+    m.push("uri", Value::from(format!("/api/v1/items/{i}?page=2&sort=desc")));
     m.push("protocol", s("HTTP/1.1"));
     m.push("status", Value::Int(200));
     m.push("body_bytes_sent", Value::Int(5120 + (i % 100) as i64));
@@ -57,11 +57,11 @@ fn record(i: usize, tag: &Arc<str>) -> Record {
     m.push("upstream_addr", s("10.1.2.3:8080"));
     m.push("upstream_status", s("200"));
     m.push("upstream_response_time", s("0.011"));
-    m.push("request_id", Value::Str(format!("{i:032x}")));
+    m.push("request_id", Value::from(format!("{i:032x}")));
     m.push("pri", s("190"));
     m.push("time", s("Nov 23 16:30:00"));
     m.push("ident", s("istio-ingressgateway-7d9f-abcde"));
-    m.push("message", Value::Str(format!("{{\"time\":\"2024-11-23T16:30:00+09:00\",\"vhost\":\"example.com\",\"method\":\"GET\",\"uri\":\"/api/v1/items/{i}\",\"status\":200,\"user_agent\":\"Mozilla/5.0\"}}")));
+    m.push("message", Value::from(format!("{{\"time\":\"2024-11-23T16:30:00+09:00\",\"vhost\":\"example.com\",\"method\":\"GET\",\"uri\":\"/api/v1/items/{i}\",\"status\":200,\"user_agent\":\"Mozilla/5.0\"}}")));
     Record::new(tag.clone(), Timestamp::new(1_732_379_400 + i as i64, 0), m)
 }
 

@@ -9,7 +9,7 @@ use super::plan::{FilterInstance, InputPlan, OutputInstance};
 use crate::input::handoff::Batch;
 use crate::parser::ParseContext;
 use crate::ratelimit::RateLimiter;
-use crate::record::{lossy_string, Map, Record, Value};
+use crate::record::{lossy_text, Map, Record, Text, Value};
 use crate::stats::{InputDrop, PipelineCounters};
 use crate::warn_limited;
 use crate::zone::Zone;
@@ -131,15 +131,15 @@ impl Pipeline {
                         continue;
                     }
                     let mut fields = Map::with_capacity(1);
-                    fields.push("message", Value::Str(lossy_string(bytes)));
+                    fields.push("message", Value::Str(lossy_text(bytes)));
                     Record::new(s.tag.clone(), batch.received_at, fields)
                 }
             };
             if let (Some(key), Some(peer)) = (&s.source_address_key, &m.peer) {
-                rec.fields.push(key.clone(), Value::Str(peer.to_string()));
+                rec.fields.push(key.clone(), Value::Str(Text::from(&**peer)));
             }
             if let Some(key) = &s.raw_message_key {
-                rec.fields.push(key.clone(), Value::Str(lossy_string(bytes)));
+                rec.fields.push(key.clone(), Value::Str(lossy_text(bytes)));
             }
             input.counters.records.inc();
             self.cur.push(rec);

@@ -19,7 +19,7 @@ use crate::config::schema::{check_keys, OptionSpec, COMMON_FILTER};
 use crate::config::units::parse_bool;
 use crate::config::{ConfigError, Property, Section};
 use crate::record::accessor::Accessor;
-use crate::record::{Record, Value};
+use crate::record::{Record, Text, Value};
 use crate::stats::FilterCounters;
 
 const OPTIONS: &[OptionSpec] = &[
@@ -166,7 +166,7 @@ fn json_value(v: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                json_value(&Value::Str(k.to_owned()), out);
+                json_value(&Value::Str(Text::new(k)), out);
                 out.push(':');
                 json_value(x, out);
             }

@@ -11,7 +11,7 @@
 //! `try_next` on failure; without an action the first rule that ran ends it.
 
 use crate::config::{ConfigError, Property};
-use crate::record::Value;
+use crate::record::{Text, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decoder {
@@ -207,7 +207,7 @@ fn unescape_utf8(s: &str) -> String {
 }
 
 /// Apply `rules` (in config order) to `fields`.
-pub(crate) fn apply(fields: &mut Vec<(String, Value)>, rules: &[DecodeRule]) {
+pub(crate) fn apply(fields: &mut Vec<(Text, Value)>, rules: &[DecodeRule]) {
     if rules.is_empty() {
         return;
     }
@@ -221,7 +221,7 @@ pub(crate) fn apply(fields: &mut Vec<(String, Value)>, rules: &[DecodeRule]) {
             }
             let ok = match run(rule.decoder, s) {
                 Some(Out::Str(new)) => {
-                    *value = Value::Str(new);
+                    *value = Value::Str(new.into());
                     true
                 }
                 Some(Out::Map(m)) if rule.replace => {
@@ -269,21 +269,21 @@ mod tests {
     #[test]
     fn json_as_replaces_and_plain_appends() {
         let rules = [rule("Decode_Field_As", "json log").unwrap()];
-        let mut f = vec![("log".to_owned(), s(r#"{"a":1}"#)), ("x".to_owned(), s("y"))];
+        let mut f = vec![("log".into(), s(r#"{"a":1}"#)), ("x".into(), s("y"))];
         apply(&mut f, &rules);
         let mut m = Map::new();
         m.push("a", Value::Int(1));
         assert_eq!(f[0].1, Value::Map(m));
 
         let rules = [rule("Decode_Field", "json log").unwrap()];
-        let mut f = vec![("log".to_owned(), s(r#"{\"a\":\"b\"}"#)), ("x".to_owned(), s("y"))];
+        let mut f = vec![("log".into(), s(r#"{\"a\":\"b\"}"#)), ("x".into(), s("y"))];
         apply(&mut f, &rules);
         assert_eq!(f.len(), 3);
-        assert_eq!(f[2], ("a".to_owned(), s("b")));
+        assert_eq!(f[2], ("a".into(), s("b")));
 
-        let mut f = vec![("log".to_owned(), s("not json"))];
+        let mut f = vec![("log".into(), s("not json"))];
         apply(&mut f, &rules);
-        assert_eq!(f, vec![("log".to_owned(), s("not json"))]);
+        assert_eq!(f, vec![("log".into(), s("not json"))]);
     }
 
     #[test]
@@ -292,7 +292,7 @@ mod tests {
             rule("Decode_Field_As", "escaped_utf8 log do_next").unwrap(),
             rule("Decode_Field_As", "escaped log").unwrap(),
         ];
-        let mut f = vec![("log".to_owned(), s(r#"say \"hi\"\n\u00e9\ud83d\ude00"#))];
+        let mut f = vec![("log".into(), s(r#"say \"hi\"\n\u00e9\ud83d\ude00"#))];
         apply(&mut f, &rules);
         assert_eq!(f[0].1, s("say \"hi\"\n\u{e9}\u{1F600}"));
     }
@@ -300,7 +300,7 @@ mod tests {
     #[test]
     fn mysql_quoted_and_config_errors() {
         let rules = [rule("Decode_Field_As", "mysql_quoted q").unwrap()];
-        let mut f = vec![("q".to_owned(), s(r#"'it\'s'"#))];
+        let mut f = vec![("q".into(), s(r#"'it\'s'"#))];
         apply(&mut f, &rules);
         assert_eq!(f[0].1, s("it's"));
         assert!(rule("Decode_Field", "base64 log").unwrap_err().to_string().contains("unknown decoder 'base64'"));

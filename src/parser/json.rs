@@ -19,13 +19,13 @@
 use memchr::memchr2;
 
 use super::ParseFailure;
-use crate::record::{Map, Value};
+use crate::record::{lossy_text, Map, Text, Value};
 
 /// Deepest nesting accepted (the top-level object is depth 1).
 pub const MAX_DEPTH: usize = 64;
 
 /// Decode `input` as one JSON object, surrounded by optional whitespace.
-pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(String, Value)>, ParseFailure> {
+pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(Text, Value)>, ParseFailure> {
     let mut p = Json::new(input);
     p.ws();
     if p.peek() != Some(b'{') {
@@ -134,7 +134,7 @@ impl<'a> Json<'a> {
     }
 
     /// After `{`.
-    fn object_body(&mut self, depth: usize) -> R<Vec<(String, Value)>> {
+    fn object_body(&mut self, depth: usize) -> R<Vec<(Text, Value)>> {
         let mut pairs = Vec::with_capacity(16);
         self.ws();
         if self.peek() == Some(b'}') {
@@ -225,7 +225,7 @@ impl<'a> Json<'a> {
     }
 
     /// After the opening quote; consumes the closing one.
-    fn string(&mut self) -> R<String> {
+    fn string(&mut self) -> R<Text> {
         let start = self.pos;
         let rest = self.b.get(start..).ok_or(Bad)?;
         let at = memchr2(b'"', b'\\', rest).ok_or(Bad)?;
@@ -233,8 +233,8 @@ impl<'a> Json<'a> {
             self.pos = start + at + 1;
             // Quotes are ASCII, so a valid input splits into valid strings.
             return Ok(match self.text.and_then(|t| t.get(start..start + at)) {
-                Some(s) => s.to_owned(),
-                None => crate::record::lossy_string(&rest[..at]),
+                Some(s) => Text::new(s),
+                None => lossy_text(&rest[..at]),
             });
         }
         // Escapes: build the bytes in the scratch buffer.
@@ -243,7 +243,7 @@ impl<'a> Json<'a> {
         buf.extend_from_slice(&rest[..at]);
         self.pos = start + at;
         let result = self.escaped_tail(&mut buf);
-        let s = result.map(|()| crate::record::lossy_string(&buf));
+        let s = result.map(|()| lossy_text(&buf));
         self.scratch = buf;
         s
     }
@@ -320,7 +320,7 @@ impl<'a> Json<'a> {
 mod tests {
     use super::*;
 
-    fn obj(s: &[u8]) -> Vec<(String, Value)> {
+    fn obj(s: &[u8]) -> Vec<(Text, Value)> {
         parse_object(s).unwrap()
     }
 

@@ -7,9 +7,9 @@
 //! without a single pair is `NoMatch`.
 
 use super::ParseFailure;
-use crate::record::{lossy_string, Value};
+use crate::record::{lossy_text, Text, Value};
 
-pub(crate) fn ltsv(input: &[u8]) -> Result<Vec<(String, Value)>, ParseFailure> {
+pub(crate) fn ltsv(input: &[u8]) -> Result<Vec<(Text, Value)>, ParseFailure> {
     let line = match memchr::memchr(b'\n', input) {
         Some(n) => input.get(..n).unwrap_or_default(),
         None => input,
@@ -24,7 +24,7 @@ pub(crate) fn ltsv(input: &[u8]) -> Result<Vec<(String, Value)>, ParseFailure> {
         if label.is_empty() {
             continue;
         }
-        out.push((lossy_string(label), Value::Str(lossy_string(value))));
+        out.push((lossy_text(label), Value::Str(lossy_text(value))));
     }
     if out.is_empty() {
         return Err(ParseFailure::NoMatch);
@@ -38,7 +38,7 @@ fn blank(b: u8) -> bool {
 
 /// `no_bare_keys`: a bare key makes the whole line `NoMatch` (Fluent Bit's
 /// `logfmt_no_bare_keys`).
-pub(crate) fn logfmt(input: &[u8], no_bare_keys: bool) -> Result<Vec<(String, Value)>, ParseFailure> {
+pub(crate) fn logfmt(input: &[u8], no_bare_keys: bool) -> Result<Vec<(Text, Value)>, ParseFailure> {
     let mut out = Vec::new();
     let mut i = 0;
     let at = |i: usize| input.get(i).copied();
@@ -57,7 +57,7 @@ pub(crate) fn logfmt(input: &[u8], no_bare_keys: bool) -> Result<Vec<(String, Va
             }
             continue;
         }
-        let key = lossy_string(input.get(start..i).unwrap_or_default());
+        let key = lossy_text(input.get(start..i).unwrap_or_default());
         if at(i) != Some(b'=') {
             if no_bare_keys {
                 return Err(ParseFailure::NoMatch);
@@ -80,13 +80,13 @@ pub(crate) fn logfmt(input: &[u8], no_bare_keys: bool) -> Result<Vec<(String, Va
                     _ => buf.push(b),
                 }
             }
-            out.push((key, Value::Str(lossy_string(&buf))));
+            out.push((key, Value::Str(lossy_text(&buf))));
         } else {
             let vs = i;
             while at(i).is_some_and(|b| !blank(b)) {
                 i += 1;
             }
-            out.push((key, Value::Str(lossy_string(input.get(vs..i).unwrap_or_default()))));
+            out.push((key, Value::Str(lossy_text(input.get(vs..i).unwrap_or_default()))));
         }
     }
     if out.is_empty() {

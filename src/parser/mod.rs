@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::config::{ConfigError, Section};
 use crate::ratelimit::RateLimiter;
-use crate::record::{Map, Timestamp, Value};
+use crate::record::{Map, Text, Timestamp, Value};
 use crate::zone::Zone;
 
 mod build;
@@ -157,7 +157,7 @@ impl Parser {
                     Format::Logfmt { no_bare_keys } => kv::logfmt(input, *no_bare_keys)?,
                     Format::Raw => {
                         let line = input.strip_suffix(b"\n").unwrap_or(input);
-                        vec![("message".to_owned(), Value::Str(crate::record::lossy_string(line)))]
+                        vec![(Text::const_new("message"), Value::Str(crate::record::lossy_text(line)))]
                     }
                     Format::Rfc3164 => Vec::new(),
                 };
@@ -172,7 +172,7 @@ impl Parser {
 
     /// Fluent Bit's time handling: the first `Time_Key` field holding a
     /// string is parsed with `Time_Format` and removed unless `Time_Keep`.
-    fn apply_time(&self, fields: &mut Vec<(String, Value)>, ctx: &ParseContext) -> Option<Timestamp> {
+    fn apply_time(&self, fields: &mut Vec<(Text, Value)>, ctx: &ParseContext) -> Option<Timestamp> {
         self.time.format.as_ref()?;
         let idx = fields.iter().position(|(k, v)| k == &self.time.key && matches!(v, Value::Str(_)))?;
         let value = fields.get(idx)?.1.as_str()?;

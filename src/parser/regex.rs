@@ -11,13 +11,13 @@ use std::borrow::Cow;
 
 use super::onigmo;
 use super::ParseFailure;
-use crate::record::Value;
+use crate::record::{Text, Value};
 
 #[derive(Debug)]
 pub(crate) struct RegexParser {
     re: regex::Regex,
     /// Field name of capture group `i + 1`.
-    names: Vec<String>,
+    names: Vec<Text>,
     skip_empty: bool,
     /// The pattern ended in `(?<last>.*)$`, which always matches the rest of
     /// the line: `re` is compiled without it and the last field is sliced
@@ -76,10 +76,10 @@ impl RegexParser {
         if t.names.is_empty() {
             tracing::warn!(pattern = src, "regex has no named groups: it will produce empty records");
         }
-        Ok(RegexParser { re, names: t.names, skip_empty, rest_of_line })
+        Ok(RegexParser { re, names: t.names.into_iter().map(Text::from).collect(), skip_empty, rest_of_line })
     }
 
-    pub fn fields(&self, input: &[u8]) -> Result<Vec<(String, Value)>, ParseFailure> {
+    pub fn fields(&self, input: &[u8]) -> Result<Vec<(Text, Value)>, ParseFailure> {
         let text: Cow<'_, str> = String::from_utf8_lossy(input);
         let caps = self.re.captures(&text).ok_or(ParseFailure::NoMatch)?;
         let mut out = Vec::with_capacity(self.names.len());
@@ -92,13 +92,13 @@ impl RegexParser {
             if m.is_empty() && self.skip_empty {
                 continue;
             }
-            out.push((name.clone(), Value::Str(m.as_str().to_owned())));
+            out.push((name.clone(), Value::Str(Text::new(m.as_str()))));
         }
         if let (Some(name), Some(m)) = (last, caps.get(0)) {
             let rest = &text[m.end()..];
             let line = &rest[..memchr::memchr(b'\n', rest.as_bytes()).unwrap_or(rest.len())];
             if !(line.is_empty() && self.skip_empty) {
-                out.push((name.clone(), Value::Str(line.to_owned())));
+                out.push((name.clone(), Value::Str(Text::new(line))));
             }
         }
         Ok(out)
@@ -138,7 +138,7 @@ mod tests {
         let t = onigmo::translate(stock).unwrap();
         let full = RegexParser {
             re: regex::Regex::new(&t.pattern).unwrap(),
-            names: t.names,
+            names: t.names.into_iter().map(Into::into).collect(),
             skip_empty: true,
             rest_of_line: false,
         };

@@ -22,7 +22,7 @@ use nom::IResult;
 
 use super::strptime::Tm;
 use super::ParseFailure;
-use crate::record::{lossy_string, Value};
+use crate::record::{lossy_text, Text, Value};
 
 /// The header split into byte slices of the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,21 +198,21 @@ pub(crate) fn decode(input: &[u8]) -> Option<Header<'_>> {
 
 /// Decode and lay out the fields; the header's broken-down time is returned
 /// for the caller's zone and year handling.
-pub(crate) fn fields(input: &[u8], time_key: Option<&str>) -> Result<(Vec<(String, Value)>, Tm), ParseFailure> {
+pub(crate) fn fields(input: &[u8], time_key: Option<&str>) -> Result<(Vec<(Text, Value)>, Tm), ParseFailure> {
     let h = decode(input).ok_or(ParseFailure::NoMatch)?;
     let mut out = Vec::with_capacity(6);
     if let Some(pri) = h.pri {
-        out.push(("pri".to_owned(), Value::Str(lossy_string(pri))));
+        out.push((Text::const_new("pri"), Value::Str(lossy_text(pri))));
     }
     if let Some(key) = time_key {
-        out.push((key.to_owned(), Value::Str(lossy_string(h.time))));
+        out.push((Text::new(key), Value::Str(lossy_text(h.time))));
     }
     for (k, v) in [("host", h.host), ("ident", h.ident), ("pid", h.pid)] {
         if let Some(v) = v {
-            out.push((k.to_owned(), Value::Str(lossy_string(v))));
+            out.push((Text::const_new(k), Value::Str(lossy_text(v))));
         }
     }
-    out.push(("message".to_owned(), Value::Str(lossy_string(h.message))));
+    out.push((Text::const_new("message"), Value::Str(lossy_text(h.message))));
     Ok((out, h.tm))
 }
 

@@ -4,7 +4,7 @@
 //! `abc` into 0 — gatelog keeps `abc`).
 
 use crate::config::{ConfigError, Property};
-use crate::record::Value;
+use crate::record::{Text, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cast {
@@ -66,7 +66,7 @@ fn cast(s: &str, to: Cast) -> Option<Value> {
 }
 
 /// Cast every string field named in `types`.
-pub(crate) fn apply(fields: &mut [(String, Value)], types: &[(String, Cast)]) {
+pub(crate) fn apply(fields: &mut [(Text, Value)], types: &[(String, Cast)]) {
     for (key, to) in types {
         for (k, v) in fields.iter_mut() {
             if k != key {
@@ -100,13 +100,13 @@ mod tests {
         let types = parse_types(&prop("code:integer size:integer rt:float ok:bool h:hex s:string")).unwrap();
         let s = |v: &str| Value::Str(v.into());
         let mut f = vec![
-            ("code".to_owned(), s("200")),
-            ("size".to_owned(), s("-")),
-            ("rt".to_owned(), s("0.25")),
-            ("ok".to_owned(), s("TRUE")),
-            ("h".to_owned(), s("0xff")),
-            ("s".to_owned(), s("1")),
-            ("code".to_owned(), s("404")),
+            ("code".into(), s("200")),
+            ("size".into(), s("-")),
+            ("rt".into(), s("0.25")),
+            ("ok".into(), s("TRUE")),
+            ("h".into(), s("0xff")),
+            ("s".into(), s("1")),
+            ("code".into(), s("404")),
         ];
         apply(&mut f, &types);
         assert_eq!(f[0].1, Value::Int(200));

@@ -53,6 +53,11 @@ impl Timestamp {
     }
 }
 
+/// A key or string value of a record: up to 24 bytes are kept inline, so
+/// most nginx keys and short values (methods, addresses, statuses) cost no
+/// allocation of their own.
+pub type Text = compact_str::CompactString;
+
 /// A field value; keeps the JSON type it arrived with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -63,7 +68,7 @@ pub enum Value {
     /// Always valid UTF-8: invalid input bytes become U+FFFD when a record is
     /// built, so every output format stays valid and no byte is dropped
     /// silently.
-    Str(String),
+    Str(Text),
     Array(Vec<Value>),
     Map(Map),
 }
@@ -79,13 +84,13 @@ impl Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::Str(s.to_owned())
+        Value::Str(Text::new(s))
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::Str(s)
+        Value::Str(Text::from(s))
     }
 }
 
@@ -97,7 +102,7 @@ impl From<i64> for Value {
 
 /// Ordered key/value pairs; duplicates allowed.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Map(Vec<(String, Value)>);
+pub struct Map(Vec<(Text, Value)>);
 
 impl Map {
     pub fn new() -> Self {
@@ -117,7 +122,7 @@ impl Map {
     }
 
     /// Append a pair (never replaces: duplicates are kept, like msgpack maps).
-    pub fn push(&mut self, key: impl Into<String>, value: Value) {
+    pub fn push(&mut self, key: impl Into<Text>, value: Value) {
         self.0.push((key.into(), value));
     }
 
@@ -135,7 +140,7 @@ impl Map {
     pub fn set(&mut self, key: &str, value: Value) {
         match self.0.iter_mut().rev().find(|(k, _)| k == key) {
             Some((_, v)) => *v = value,
-            None => self.0.push((key.to_owned(), value)),
+            None => self.0.push((Text::new(key), value)),
         }
     }
 
@@ -161,11 +166,11 @@ impl Map {
         self.0.extend(other.0);
     }
 
-    pub fn into_pairs(self) -> Vec<(String, Value)> {
+    pub fn into_pairs(self) -> Vec<(Text, Value)> {
         self.0
     }
 
-    pub fn from_pairs(pairs: Vec<(String, Value)>) -> Self {
+    pub fn from_pairs(pairs: Vec<(Text, Value)>) -> Self {
         Map(pairs)
     }
 }
@@ -191,6 +196,14 @@ pub fn lossy_string(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_owned(),
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// Bytes to a [`Text`], as [`lossy_string`] does.
+pub fn lossy_text(bytes: &[u8]) -> Text {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Text::new(s),
+        Err(_) => Text::from(String::from_utf8_lossy(bytes)),
     }
 }
 

@@ -258,7 +258,7 @@ pub fn check_template(data: &[u8]) {
         if let Some(close) = text[i..].find('}') {
             let key = &text[i + 1..i + close];
             if !key.contains('{') {
-                fields.push(key, Value::Str(format!("{{{key}}}")));
+                fields.push(key, Value::from(format!("{{{key}}}")));
             }
         }
     }
@@ -369,7 +369,7 @@ pub fn check_path_confinement(data: &[u8]) {
     output.confine_tags_to(&[format!("{root_s}/")]);
 
     let mut fields = Map::new();
-    fields.push("vhost", Value::Str(lossy_string(data)));
+    fields.push("vhost", Value::from(lossy_string(data)));
     let (mut kept, mut emitted) = (Vec::new(), Vec::new());
     let fc = FilterCounters::default();
     filter.apply(record("nginx", fields), &mut kept, &mut emitted, &fc, &ctx());

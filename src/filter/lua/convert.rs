@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use mlua::Table;
 
-use crate::record::{lossy_string, Map, Value};
+use crate::record::{lossy_string, lossy_text, Map, Text, Value};
 
 /// Nesting deeper than this is refused (a table that contains itself would
 /// otherwise recurse forever).
@@ -79,7 +79,7 @@ impl Converter {
         hint: Option<&Map>,
         depth: usize,
     ) -> mlua::Result<Map> {
-        let mut out: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
+        let mut out: Vec<(Text, Value)> = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
             let Some(key) = key_string(&k) else { continue };
             let v = exact_number(t, &k, v)?;
@@ -88,7 +88,7 @@ impl Converter {
                 _ => None,
             };
             if let Some(value) = self.to_value(v, Some(&key), sub_hint, depth)? {
-                out.push((key, value));
+                out.push((key.into(), value));
             }
         }
         if let Some(h) = hint {
@@ -113,7 +113,7 @@ impl Converter {
             mlua::Value::Integer(i) => Value::Int(i),
             mlua::Value::Number(f) if forced_int() => Value::Int(f as i64),
             mlua::Value::Number(f) => number(f),
-            mlua::Value::String(s) => Value::Str(lossy_string(&s.as_bytes())),
+            mlua::Value::String(s) => Value::Str(lossy_text(&s.as_bytes())),
             mlua::Value::LightUserData(p) if p.0.is_null() => Value::Null,
             mlua::Value::Table(t) => {
                 if depth + 1 >= MAX_DEPTH {
@@ -240,7 +240,7 @@ pub(crate) fn key_string(k: &mlua::Value) -> Option<String> {
 
 /// Original keys first in their (first-occurrence) order, then new keys
 /// sorted bytewise.
-fn sort_by_original(out: Vec<(String, Value)>, hint: &Map) -> Vec<(String, Value)> {
+fn sort_by_original(out: Vec<(Text, Value)>, hint: &Map) -> Vec<(Text, Value)> {
     // Linear lookups for the usual small record; a hash map when a large
     // record would make that quadratic.
     let index: Option<HashMap<&str, usize>> = (hint.len() > 32).then(|| {
@@ -254,7 +254,7 @@ fn sort_by_original(out: Vec<(String, Value)>, hint: &Map) -> Vec<(String, Value
         Some(m) => m.get(k).copied().unwrap_or(usize::MAX),
         None => hint.iter().position(|(h, _)| h == k).unwrap_or(usize::MAX),
     };
-    let mut ranked: Vec<(usize, (String, Value))> = out.into_iter().map(|e| (rank(&e.0), e)).collect();
+    let mut ranked: Vec<(usize, (Text, Value))> = out.into_iter().map(|e| (rank(&e.0), e)).collect();
     ranked.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1 .0.cmp(&b.1 .0)));
     ranked.into_iter().map(|(_, e)| e).collect()
 }

@@ -37,7 +37,7 @@ use super::limits::Limits;
 use super::push::{self, Pusher, FUNC, NSEC, PARKED, SEC, TAG};
 use super::reuse::{self, Plan, Walked};
 use super::stack::{Entry, Kind, Stack, ERRMEM};
-use crate::record::{lossy_string, Timestamp, Value};
+use crate::record::{lossy_string, Text, Timestamp, Value};
 
 /// What one call produced.
 pub(crate) enum Step {
@@ -108,7 +108,7 @@ pub(crate) struct Vm<'a> {
 pub(crate) struct Input<'a> {
     pub tag: &'a Arc<str>,
     pub time: Timestamp,
-    pub fields: &'a [(String, Value)],
+    pub fields: &'a [(Text, Value)],
 }
 
 /// The per-VM state of the crossing; scratch buffers are reused.

@@ -51,7 +51,7 @@ use mlua::{Lua, Table};
 
 use crate::config::{ConfigError, Section};
 use crate::ratelimit::RateLimiter;
-use crate::record::{Map, Record, Timestamp, Value};
+use crate::record::{Map, Record, Text, Timestamp, Value};
 use crate::stats::FilterCounters;
 
 pub use options::{DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT};
@@ -164,7 +164,7 @@ impl LuaFilter {
 
     /// Run the script on a record's `fields` (left intact unless the outcome
     /// is `ReplaceOne`, whose plan then applies to them).
-    fn run(&mut self, tag: &Arc<str>, time: Timestamp, fields: &mut Vec<(String, Value)>) -> Result<Outcome, String> {
+    fn run(&mut self, tag: &Arc<str>, time: Timestamp, fields: &mut Vec<(Text, Value)>) -> Result<Outcome, String> {
         let conversion = |e: mlua::Error| format!("record conversion failed: {}", vm::first_line(&e));
         let vm = Vm { lua: &self.lua, limits: &self.limits, conv: &self.conv };
         let called = self.crossing.call(&vm, &Input { tag, time, fields });

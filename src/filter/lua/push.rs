@@ -13,7 +13,7 @@
 use super::convert::{too_deep_message, MAX_DEPTH};
 use super::keys::{Interned, KeyCache, Origins, VALUE_CACHE_MAX_LEN};
 use super::stack::{Kind, Stack};
-use crate::record::{Timestamp, Value};
+use crate::record::{Text, Timestamp, Value};
 
 /// Anchor table slots (the anchor table is reachable only from the
 /// registry, so scripts cannot reach or free what it holds). Slot 1 is the
@@ -43,7 +43,7 @@ pub(crate) struct Pusher<'a> {
 
 impl Pusher<'_> {
     /// Push the record's fields as a new table.
-    pub(crate) fn record(&mut self, st: &mut Stack, fields: &[(String, Value)]) -> Result<(), String> {
+    pub(crate) fn record(&mut self, st: &mut Stack, fields: &[(Text, Value)]) -> Result<(), String> {
         self.origins.reset(fields.len());
         if !st.reserve(4) {
             return Err(stack_full());

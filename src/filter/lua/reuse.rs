@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use super::convert::number;
 use super::keys::{Origin, Origins};
 use super::stack::{Kind, Stack};
-use crate::record::{lossy_string, Value};
+use crate::record::{lossy_string, lossy_text, Text, Value};
 
 enum Slot {
     Absent,
@@ -41,7 +41,7 @@ pub(crate) struct Plan {
     /// Indexed by the original key's first position.
     slots: Vec<Slot>,
     /// Keys the original did not have.
-    added: Vec<(String, Value)>,
+    added: Vec<(Text, Value)>,
 }
 
 /// How the walk ended.
@@ -59,7 +59,7 @@ pub(crate) fn walk(
     st: &mut Stack,
     t: i32,
     origins: &Origins,
-    original: &[(String, Value)],
+    original: &[(Text, Value)],
     int_keys: &[String],
     plan: &mut Plan,
 ) -> Walked {
@@ -79,7 +79,7 @@ pub(crate) fn walk(
                 }
             }
             Pair::New(k, v) => {
-                plan.added.push((k, v));
+                plan.added.push((k.into(), v));
                 fields += 1;
             }
             Pair::Dropped => {}
@@ -103,7 +103,7 @@ pub(crate) fn walk(
 /// Works in place: the field written at index `w` comes from a key at index
 /// `first >= w` and a value at `last >= first`, which no earlier step has
 /// touched.
-pub(crate) fn materialize(plan: &mut Plan, fields: &mut Vec<(String, Value)>) {
+pub(crate) fn materialize(plan: &mut Plan, fields: &mut Vec<(Text, Value)>) {
     let mut w = 0;
     for first in 0..fields.len() {
         let value = match plan.slots.get_mut(first).map(|s| std::mem::replace(s, Slot::Absent)) {
@@ -148,7 +148,7 @@ enum Pair {
 /// pushed uninterned) by bytes through an index built on first use.
 struct Lookup<'a> {
     origins: &'a Origins,
-    original: &'a [(String, Value)],
+    original: &'a [(Text, Value)],
     by_bytes: Option<HashMap<&'a str, Origin>>,
 }
 
@@ -206,7 +206,7 @@ enum Scalar {
 /// The value on top of the stack (of type `kind`), if it is not a table.
 fn scalar(st: &Stack, kind: Kind, key: &str, int_keys: &[String]) -> Scalar {
     Scalar::Value(match kind {
-        Kind::String => Value::Str(st.bytes_of(-1, kind).map(lossy_string).unwrap_or_default()),
+        Kind::String => Value::Str(st.bytes_of(-1, kind).map(lossy_text).unwrap_or_default()),
         Kind::Number if int_keys.iter().any(|k| k == key) => Value::Int(st.number(-1) as i64),
         Kind::Number => number(st.number(-1)),
         Kind::Boolean => Value::Bool(st.boolean(-1)),

@@ -36,7 +36,7 @@ fn script(file: &str, call: &str) -> LuaFilter {
 }
 
 fn map(pairs: &[(&str, Value)]) -> Map {
-    Map::from_pairs(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+    Map::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), v.clone())).collect())
 }
 
 fn rec(pairs: &[(&str, Value)]) -> Record {
@@ -429,7 +429,7 @@ fn sidecar_script_child() {
             ("pri", s("190")),
             ("ident", s("istio-ingressgateway-7d9f-abcde")),
             ("message", s("{...}")),
-            ("log_file_path", Value::Str(format!("{expected}/istio-ingressgateway-access.log"))),
+            ("log_file_path", Value::from(format!("{expected}/istio-ingressgateway-access.log"))),
         ])
     );
     assert_eq!(out[0].time, Timestamp::new(1_732_379_400, 0));
@@ -502,7 +502,7 @@ fn shipped_add_field() {
     let cluster = std::env::var("CLUSTER_NAME").unwrap_or_else(|_| "unknown".into());
     let mut f = script("lua/add-field.lua", "add_field");
     let (out, _) = apply(&mut f, rec(&[("vhost", s("v"))]));
-    assert_eq!(out[0].fields, map(&[("vhost", s("v")), ("cluster", Value::Str(cluster))]));
+    assert_eq!(out[0].fields, map(&[("vhost", s("v")), ("cluster", Value::from(cluster))]));
     let (out, _) = apply(&mut f, rec(&[("cluster", s("mine"))]));
     assert_eq!(out[0].fields, map(&[("cluster", s("mine"))]));
 }
@@ -525,7 +525,9 @@ fn gc_pause_is_raised_for_a_small_heap_unless_the_script_set_one() {
 #[test]
 fn unchanged_strings_are_moved_not_copied() {
     let mut f = inline("function f(tag, ts, r) r.n = 2.5 r.added = 'x' return 1, ts, r end", &[]);
-    let original = rec(&[("time", s("json")), ("uri", s("/a")), ("time", s("syslog")), ("n", Value::Int(1))]);
+    // Longer than a Text keeps inline, so they live on the heap.
+    let (uri, syslog) = ("/api/v1/catalog/items/4711?lang=ja", "Nov 23 16:30:00 from the syslog header");
+    let original = rec(&[("time", s("json")), ("uri", s(uri)), ("time", s(syslog)), ("n", Value::Int(1))]);
     let uri_ptr = original.fields.get_first("uri").and_then(Value::as_str).unwrap().as_ptr();
     let syslog_ptr = original.fields.get_last("time").and_then(Value::as_str).unwrap().as_ptr();
     // Twice: the second run takes the remembered-value path.
@@ -533,7 +535,7 @@ fn unchanged_strings_are_moved_not_copied() {
         let (out, _) = apply(&mut f, original.clone());
         assert_eq!(
             out[0].fields,
-            map(&[("time", s("syslog")), ("uri", s("/a")), ("n", Value::Float(2.5)), ("added", s("x"))])
+            map(&[("time", s(syslog)), ("uri", s(uri)), ("n", Value::Float(2.5)), ("added", s("x"))])
         );
     }
     let (out, _) = apply(&mut f, original);
