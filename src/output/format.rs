@@ -9,7 +9,7 @@
 //! Fluent Bit does.
 
 use super::json;
-use super::print::{push_f, push_object, push_quoted};
+use super::print::{push_object, push_quoted, push_time};
 use super::template::Template;
 use crate::config::units::prop_bool;
 use crate::config::{ConfigError, Property, Section};
@@ -124,7 +124,7 @@ impl Format {
                 }
                 out.extend_from_slice(b"\"time\"");
                 out.extend_from_slice(label_delimiter.as_bytes());
-                push_f(out, rec.time.as_f64());
+                push_time(out, rec.time);
                 for (k, v) in rec.fields.iter() {
                     out.extend_from_slice(delimiter.as_bytes());
                     push_quoted(out, k);

@@ -7,12 +7,32 @@
 //! exact float formatting rounds ties to even like glibc, so `{:.6}` is
 //! `%f` except for the spelling of NaN.
 
-use crate::record::{Map, Value};
+use crate::record::{Map, Timestamp, Value};
 use std::io::Write;
 
 /// `printf("%f", v)`: six decimals, glibc spelling of the non-finite values.
 pub(crate) fn push_f(out: &mut Vec<u8>, v: f64) {
     push_fixed(out, v, 6);
+}
+
+/// An event time as Fluent Bit prints it: `printf("%f", secs + nanos / 1e9)`.
+/// Whole microseconds below 2^32 seconds print from the integers (that
+/// double lies within 2^-21 s of the exact time, so `%f` rounds back to it).
+pub(crate) fn push_time(out: &mut Vec<u8>, t: Timestamp) {
+    if (0..1 << 32).contains(&t.secs) && t.nanos % 1000 == 0 && t.nanos < 1_000_000_000 {
+        let micros = t.nanos / 1000;
+        out.extend_from_slice(itoa::Buffer::new().format(t.secs).as_bytes());
+        out.push(b'.');
+        let mut digits = [b'0'; 6];
+        let mut m = micros;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        out.extend_from_slice(&digits);
+    } else {
+        push_f(out, t.as_f64());
+    }
 }
 
 /// `printf("%.{prec}f", v)`.
@@ -183,6 +203,25 @@ mod tests {
                 push_fixed(&mut fast, v, prec);
                 assert_eq!(String::from_utf8(fast).unwrap(), format!("{v:.prec$}"), "{v:e} prec {prec}");
             }
+        }
+    }
+
+    #[test]
+    fn event_times_print_as_percent_f_of_the_float() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut times =
+            vec![Timestamp::new(0, 0), Timestamp::new(1732379400, 0), Timestamp::new(4294967295, 999_999_000)];
+        times.extend([Timestamp::new(-5, 0), Timestamp::new(1732379400, 123_456_789), Timestamp::new(1 << 33, 5000)]);
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            times.push(Timestamp::new((x >> 32) as i64, (x % 1_000_000) as u32 * 1000));
+        }
+        for t in times {
+            let mut out = Vec::new();
+            push_time(&mut out, t);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{:.6}", t.as_f64()), "{t:?}");
         }
     }
 

@@ -17,7 +17,7 @@
 //! - a `}` outside a placeholder and an unclosed `{…` at the end are
 //!   literal; a newline ends every line.
 
-use super::print::{push_f, push_object};
+use super::print::{push_object, push_time};
 use crate::record::Record;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +82,7 @@ impl Template {
         for seg in &self.segments {
             match seg {
                 Segment::Literal(bytes) => out.extend_from_slice(bytes),
-                Segment::Time => push_f(out, rec.time.as_f64()),
+                Segment::Time => push_time(out, rec.time),
                 Segment::Field { key, raw } => match rec.fields.get_first(key) {
                     Some(crate::record::Value::Str(s)) => out.extend_from_slice(s.as_bytes()),
                     Some(v) => push_object(out, v),
