@@ -15,7 +15,7 @@ use crate::config::units::prop_bool;
 use crate::config::{ConfigError, Section};
 use crate::parser::{ParseContext, Parser, ParserRegistry};
 use crate::ratelimit::RateLimiter;
-use crate::record::{Map, Record, Value};
+use crate::record::{Record, Value};
 use crate::stats::FilterCounters;
 use crate::warn_limited;
 
@@ -84,7 +84,7 @@ impl ParserFilter {
 
     pub fn apply(&self, mut rec: Record, out: &mut Vec<Record>, counters: &FilterCounters, ctx: &ParseContext) {
         let parsed = match rec.fields.get_last(&self.key) {
-            Some(Value::Str(text)) => self.parsers.iter().find_map(|p| p.parse(text.as_bytes(), ctx).ok()),
+            Some(Value::Str(text)) => self.parsers.iter().find_map(|p| p.parse_text(text, ctx).ok()),
             _ => {
                 out.push(rec);
                 return;
@@ -99,14 +99,12 @@ impl ParserFilter {
         let mut fields = parsed.fields;
         if self.reserve_data {
             let original = std::mem::take(&mut rec.fields).into_pairs();
-            let mut merged = Map::with_capacity(fields.len() + original.len());
-            merged.extend(fields);
+            fields.reserve(original.len());
             for (k, v) in original {
                 if self.preserve_key || k != self.key {
-                    merged.push(k, v);
+                    fields.push(k, v);
                 }
             }
-            fields = merged;
         } else if self.preserve_key {
             if let Some(v) = rec.fields.remove(&self.key) {
                 fields.push(self.key.clone(), v);

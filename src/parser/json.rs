@@ -26,7 +26,15 @@ pub const MAX_DEPTH: usize = 64;
 
 /// Decode `input` as one JSON object, surrounded by optional whitespace.
 pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(Text, Value)>, ParseFailure> {
-    let mut p = Json::new(input);
+    object(Json::new(input))
+}
+
+/// [`parse_object`] of a string (no UTF-8 check needed).
+pub(crate) fn parse_object_str(input: &str) -> Result<Vec<(Text, Value)>, ParseFailure> {
+    object(Json { b: input.as_bytes(), text: Some(input), pos: 0, scratch: Vec::new() })
+}
+
+fn object(mut p: Json<'_>) -> Result<Vec<(Text, Value)>, ParseFailure> {
     p.ws();
     if p.peek() != Some(b'{') {
         // Tell "valid JSON, wrong type" from garbage: the metric differs.
@@ -135,7 +143,9 @@ impl<'a> Json<'a> {
 
     /// After `{`.
     fn object_body(&mut self, depth: usize) -> R<Vec<(Text, Value)>> {
-        let mut pairs = Vec::with_capacity(16);
+        // nginx access records have ~20 fields: room for them and the
+        // syslog fields a parser filter adds, without growing.
+        let mut pairs = Vec::with_capacity(if depth == 1 { 32 } else { 8 });
         self.ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;

@@ -142,6 +142,17 @@ impl Parser {
     }
 
     pub fn parse(&self, input: &[u8], ctx: &ParseContext) -> Result<Parsed, ParseFailure> {
+        self.parse_checked(input, None, ctx)
+    }
+
+    /// Parse a value that is already a string (the `parser` filter's field):
+    /// the JSON decoder then skips its UTF-8 check of the whole input.
+    pub fn parse_text(&self, text: &str, ctx: &ParseContext) -> Result<Parsed, ParseFailure> {
+        self.parse_checked(text.as_bytes(), Some(text), ctx)
+    }
+
+    /// `text`, when given, is `input` known to be valid UTF-8.
+    fn parse_checked(&self, input: &[u8], text: Option<&str>, ctx: &ParseContext) -> Result<Parsed, ParseFailure> {
         let (mut fields, time) = match &self.format {
             Format::Rfc3164 => {
                 let key = self.time.keep.then_some(self.time.key.as_str());
@@ -152,7 +163,10 @@ impl Parser {
             other => {
                 let mut fields = match other {
                     Format::Regex(r) => r.fields(input)?,
-                    Format::Json => json::parse_object(input)?,
+                    Format::Json => match text {
+                        Some(t) => json::parse_object_str(t)?,
+                        None => json::parse_object(input)?,
+                    },
                     Format::Ltsv => kv::ltsv(input)?,
                     Format::Logfmt { no_bare_keys } => kv::logfmt(input, *no_bare_keys)?,
                     Format::Raw => {

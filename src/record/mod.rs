@@ -117,6 +117,10 @@ impl Map {
         self.0.len()
     }
 
+    pub fn reserve(&mut self, more: usize) {
+        self.0.reserve(more);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
