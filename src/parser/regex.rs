@@ -76,11 +76,15 @@ impl RegexParser {
         if t.names.is_empty() {
             tracing::warn!(pattern = src, "regex has no named groups: it will produce empty records");
         }
-        Ok(RegexParser { re, names: t.names.into_iter().map(Text::from).collect(), skip_empty, rest_of_line })
+        let names = t.names.into_iter().map(Text::from).collect();
+        Ok(RegexParser { re, names, skip_empty, rest_of_line })
     }
 
     pub fn fields(&self, input: &[u8]) -> Result<Vec<(Text, Value)>, ParseFailure> {
-        let text: Cow<'_, str> = String::from_utf8_lossy(input);
+        let text: Cow<'_, str> = match std::str::from_utf8(input) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(input),
+        };
         let caps = self.re.captures(&text).ok_or(ParseFailure::NoMatch)?;
         let mut out = Vec::with_capacity(self.names.len());
         let (names, last) = match self.names.split_last() {
@@ -154,6 +158,8 @@ mod tests {
             b"nothing to see",
             b"\n<13>Nov 23 16:30:00 h a: second line",
             b"<13>Nov 23 16:30:00 h a: \xff\xfe",
+            b"<13>Nov 23 16:30:00 h a[1] b: c",
+            b"<13>Nov 23 16:30:00 h a[x]: c",
         ] {
             assert_eq!(fast.fields(line), full.fields(line), "{}", String::from_utf8_lossy(line));
         }
