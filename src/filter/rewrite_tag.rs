@@ -218,6 +218,9 @@ fn compile_rule_regex(src: &str) -> Result<Regex, String> {
 pub struct RewriteTag {
     rules: Vec<Rule>,
     buf: String,
+    /// The last tag built: consecutive records mostly get the same one (a
+    /// dated path), which is then shared instead of allocated again.
+    last: Option<Arc<str>>,
 }
 
 impl RewriteTag {
@@ -239,7 +242,7 @@ impl RewriteTag {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(RewriteTag { rules, buf: String::new() })
+        Ok(RewriteTag { rules, buf: String::new(), last: None })
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -258,7 +261,14 @@ impl RewriteTag {
             };
             self.buf.clear();
             rule.new_tag.render(&caps, &rec, &mut self.buf);
-            let tag: Arc<str> = Arc::from(self.buf.as_str());
+            let tag = match &self.last {
+                Some(t) if **t == *self.buf => t.clone(),
+                _ => {
+                    let t: Arc<str> = Arc::from(self.buf.as_str());
+                    self.last = Some(t.clone());
+                    t
+                }
+            };
             counters.emit_records.inc();
             if rule.keep {
                 emitted.push(Record::new(tag, rec.time, rec.fields.clone()));
@@ -296,8 +306,11 @@ mod tests {
     }
 
     fn run(rules: &[&str], r: Record) -> (Vec<Record>, Vec<Record>) {
-        let mut f =
-            RewriteTag { rules: rules.iter().map(|x| Rule::parse(&prop(x)).unwrap()).collect(), buf: String::new() };
+        let mut f = RewriteTag {
+            rules: rules.iter().map(|x| Rule::parse(&prop(x)).unwrap()).collect(),
+            buf: String::new(),
+            last: None,
+        };
         let (mut out, mut emitted) = (Vec::new(), Vec::new());
         f.apply(r, &mut out, &mut emitted, &FilterCounters::default());
         (out, emitted)
