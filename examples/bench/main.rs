@@ -2,13 +2,16 @@
 //! unix_udp and udp, blocking and paced, each against the floor receiver in
 //! the same run.
 //!
-//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor]
+//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor] [--repeat K]
 //!
 //! For each run it prints the receiver's CPU microseconds per message
 //! written (user+sys from wait4), throughput, peak RSS, what was lost after
 //! the kernel accepted it, duplicates, and the ratio to the floor's CPU per
-//! message for the same transport and pacing. The receiver is pinned to CPU
-//! 0 and the sender to CPU 1.
+//! message for the same transport and pacing, and the receiver's context
+//! switches per 1,000 messages. The receiver is pinned to CPU 0 and the
+//! sender to CPU 1. With `--repeat K` every scenario runs K times, the jobs
+//! interleaved, and each row is the run with the median CPU per message
+//! (the range is printed beside it): these machines are shared and noisy.
 //!
 //! Blocking runs measure throughput: gatelog's inputs get `Buffer_Full
 //! wait` (the only change to the sidecar config besides paths), so the
@@ -52,6 +55,13 @@ impl Job {
     }
 }
 
+impl Outcome {
+    /// CPU microseconds per message written.
+    fn per_msg(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.written.max(1) as f64
+    }
+}
+
 struct Outcome {
     cpu: Duration,
     /// Context switches (voluntary + involuntary) of the receiver.
@@ -78,6 +88,7 @@ fn main() {
     let messages: u64 = opt("--messages").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let paced: u64 = opt("--paced").and_then(|v| v.parse().ok()).unwrap_or(500_000);
     let rate: u64 = opt("--rate").and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let repeat: usize = opt("--repeat").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let only = opt("--only").unwrap_or_else(|| "floor,a,b,c".into());
     let gatelog = PathBuf::from(opt("--gatelog").unwrap_or_else(|| "target/release/gatelog".into()));
     let gatelog = gatelog.canonicalize().unwrap_or(gatelog);
@@ -96,7 +107,7 @@ fn main() {
         std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default().trim()
     );
     println!(
-        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>9}",
+        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>9} {:>12}",
         "job",
         "via",
         "load",
@@ -109,29 +120,41 @@ fn main() {
         "peakRSS",
         "dups",
         "×floor",
-        "cs/1kmsg"
+        "cs/1kmsg",
+        if repeat > 1 { "µs/msg range" } else { "" }
     );
     for transport in [Transport::UnixUdp, Transport::Udp] {
         for (pace, n, label) in [
             (Pace::Blocking, messages, format!("blocking {}k", messages / 1000)),
             (Pace::Rate(rate), paced, format!("paced {}k/s", rate / 1000)),
         ] {
-            let mut floor_cpu = None;
-            for &job in &jobs {
-                let o = match run(job, transport, pace, n, &gatelog) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        println!("{:<10} {:<8} {:<14} failed: {e}", job.name(), transport.name(), label);
-                        continue;
+            // Jobs interleaved `repeat` times, so drift in the machine's load
+            // hits every job alike; each row is the run with the median CPU.
+            let mut runs: Vec<Vec<Outcome>> = jobs.iter().map(|_| Vec::new()).collect();
+            for _ in 0..repeat {
+                for (k, &job) in jobs.iter().enumerate() {
+                    match run(job, transport, pace, n, &gatelog) {
+                        Ok(o) => runs[k].push(o),
+                        Err(e) => println!("{:<10} {:<8} {:<14} failed: {e}", job.name(), transport.name(), label),
                     }
-                };
-                let per = o.cpu.as_secs_f64() * 1e6 / o.written.max(1) as f64;
+                }
+            }
+            let mut floor_cpu = None;
+            for (k, &job) in jobs.iter().enumerate() {
+                let all = &mut runs[k];
+                if all.is_empty() {
+                    continue;
+                }
+                all.sort_by(|x, y| x.per_msg().total_cmp(&y.per_msg()));
+                let spread = format!("{:.2}–{:.2}", all[0].per_msg(), all[all.len() - 1].per_msg());
+                let o = &all[all.len() / 2];
+                let per = o.per_msg();
                 if job == Job::Floor {
                     floor_cpu = Some(per);
                 }
                 let ratio = floor_cpu.map(|f| format!("{:.2}", per / f)).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>9.0}",
+                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>9.0} {:>12}",
                     job.name(),
                     transport.name(),
                     label,
@@ -144,7 +167,8 @@ fn main() {
                     o.maxrss_kib as f64 / 1024.0,
                     o.written.saturating_sub(o.distinct),
                     ratio,
-                    o.switches as f64 * 1000.0 / o.written.max(1) as f64
+                    o.switches as f64 * 1000.0 / o.written.max(1) as f64,
+                    if all.len() > 1 { spread } else { String::new() }
                 );
                 if let Some(s) = o.startup {
                     println!("{:<10} start-up to socket ready: {:.1} ms", "", s.as_secs_f64() * 1e3);
