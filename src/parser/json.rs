@@ -75,7 +75,7 @@ type R<T> = Result<T, Bad>;
 
 impl<'a> Json<'a> {
     fn new(b: &'a [u8]) -> Self {
-        Json { b, text: std::str::from_utf8(b).ok(), pos: 0, scratch: Vec::new() }
+        Json { b, text: crate::record::utf8(b), pos: 0, scratch: Vec::new() }
     }
 
     #[inline]

@@ -81,9 +81,9 @@ impl RegexParser {
     }
 
     pub fn fields(&self, input: &[u8]) -> Result<Vec<(Text, Value)>, ParseFailure> {
-        let text: Cow<'_, str> = match std::str::from_utf8(input) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(input),
+        let text: Cow<'_, str> = match crate::record::utf8(input) {
+            Some(s) => Cow::Borrowed(s),
+            None => String::from_utf8_lossy(input),
         };
         let caps = self.re.captures(&text).ok_or(ParseFailure::NoMatch)?;
         let mut out = Vec::with_capacity(self.names.len());
