@@ -30,6 +30,9 @@ pub struct Pipeline {
     zone: Zone,
     /// foldhash: seeded (tags may come from record data) and cheap.
     routes: foldhash::HashMap<Arc<str>, Vec<usize>>,
+    /// The routes of the last tag seen: records of one input share their
+    /// tag's allocation, so a pointer comparison finds them without hashing.
+    last_route: Option<(Arc<str>, Vec<usize>)>,
     cur: Vec<Record>,
     next: Vec<Record>,
     emitted: Vec<Record>,
@@ -53,6 +56,7 @@ impl Pipeline {
             counters,
             zone,
             routes: foldhash::HashMap::default(),
+            last_route: None,
             cur: Vec::new(),
             next: Vec::new(),
             emitted: Vec::new(),
@@ -147,21 +151,12 @@ impl Pipeline {
     }
 
     fn route(&mut self, rec: &Record) {
-        let routes = match self.routes.get(&rec.tag) {
-            Some(r) => r,
-            None => {
-                if self.routes.len() >= ROUTE_CACHE {
-                    self.routes.clear();
-                }
-                let r: Vec<usize> = self
-                    .outputs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, o)| o.matcher.as_ref().is_some_and(|m| m.matches(&rec.tag)))
-                    .map(|(i, _)| i)
-                    .collect();
-                self.routes.entry(rec.tag.clone()).or_insert(r)
-            }
+        if !matches!(&self.last_route, Some((tag, _)) if Arc::ptr_eq(tag, &rec.tag)) {
+            let routes = self.routes_of(&rec.tag).clone();
+            self.last_route = Some((rec.tag.clone(), routes));
+        }
+        let Some((_, routes)) = &self.last_route else {
+            return;
         };
         if routes.is_empty() {
             self.counters.unrouted.inc();
@@ -174,9 +169,26 @@ impl Pipeline {
         }
     }
 
+    /// The outputs whose Match selects `tag` (cached by tag).
+    fn routes_of(&mut self, tag: &Arc<str>) -> &Vec<usize> {
+        if self.routes.len() >= ROUTE_CACHE && !self.routes.contains_key(tag) {
+            self.routes.clear();
+        }
+        let outputs = &self.outputs;
+        self.routes.entry(tag.clone()).or_insert_with(|| {
+            outputs
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.matcher.as_ref().is_some_and(|m| m.matches(tag)))
+                .map(|(i, _)| i)
+                .collect()
+        })
+    }
+
     /// Drop cached routes (the outputs changed).
     pub fn forget_routes(&mut self) {
         self.routes.clear();
+        self.last_route = None;
     }
 
     pub fn flush(&mut self) {
