@@ -1,6 +1,6 @@
 //! gatelog's benchmark: the Istio sidecar job and two simpler ones, over
 //! unix_udp and udp, blocking and paced, each against the floor receiver in
-//! the same run.
+//! the same run, and rsyslog doing job (b) when `rsyslogd` is installed.
 //!
 //!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor] [--repeat K]
 //!
@@ -42,6 +42,9 @@ enum Job {
     Native,
     /// (c) raw lines to a file.
     Raw,
+    /// rsyslog doing (b): imuxsock/imudp, mmjsonparse, a dated dynaFile and
+    /// the same line template (a second reference, when rsyslogd is installed).
+    Rsyslog,
 }
 
 impl Job {
@@ -51,6 +54,7 @@ impl Job {
             Job::Sidecar => "a sidecar",
             Job::Native => "b native",
             Job::Raw => "c raw",
+            Job::Rsyslog => "rsyslog b",
         }
     }
 }
@@ -89,18 +93,25 @@ fn main() {
     let paced: u64 = opt("--paced").and_then(|v| v.parse().ok()).unwrap_or(500_000);
     let rate: u64 = opt("--rate").and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let repeat: usize = opt("--repeat").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
-    let only = opt("--only").unwrap_or_else(|| "floor,a,b,c".into());
+    let rsyslogd = rsyslogd();
+    let only = opt("--only").unwrap_or_else(|| {
+        if rsyslogd.is_none() {
+            println!("rsyslogd not found: the rsyslog reference is skipped (apt-get install rsyslog)");
+        }
+        if rsyslogd.is_some() { "floor,a,b,c,rsyslog" } else { "floor,a,b,c" }.into()
+    });
     let gatelog = PathBuf::from(opt("--gatelog").unwrap_or_else(|| "target/release/gatelog".into()));
     let gatelog = gatelog.canonicalize().unwrap_or(gatelog);
     if !gatelog.exists() {
         eprintln!("build it first: cargo build --release ({} missing)", gatelog.display());
         std::process::exit(1);
     }
-    let jobs: Vec<Job> = [("floor", Job::Floor), ("a", Job::Sidecar), ("b", Job::Native), ("c", Job::Raw)]
-        .into_iter()
-        .filter(|(k, _)| only.split(',').any(|o| o == *k))
-        .map(|(_, j)| j)
-        .collect();
+    let jobs: Vec<Job> =
+        [("floor", Job::Floor), ("a", Job::Sidecar), ("b", Job::Native), ("c", Job::Raw), ("rsyslog", Job::Rsyslog)]
+            .into_iter()
+            .filter(|(k, _)| only.split(',').any(|o| o == *k))
+            .map(|(_, j)| j)
+            .collect();
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
     println!(
         "qlen: net.unix.max_dgram_qlen={}",
@@ -251,9 +262,53 @@ fn config(job: Job, transport: Transport, dir: &Path, port: u16, wait: bool) -> 
             input(transport, dir, port, "raw", "raw"),
             out.display()
         ),
-        Job::Floor => String::new(),
+        Job::Floor | Job::Rsyslog => String::new(),
     };
     let text = if wait { text.replace("[INPUT]\n", "[INPUT]\n    Buffer_Full wait\n") } else { text };
+    std::fs::write(&conf, text)?;
+    Ok(conf)
+}
+
+fn rsyslogd() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("rsyslogd")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path.into_iter().chain([PathBuf::from("/usr/sbin/rsyslogd")]).find(|p| p.is_file())
+}
+
+/// rsyslog configured for job (b): the header parsed by the rfc3164 parser
+/// (hostname and timestamp kept), the JSON body by mmjsonparse, one file per
+/// day of the record time, the bench's line template. Its main queue may
+/// take two minutes to drain on SIGTERM, so nothing is dropped at shutdown.
+fn rsyslog_config(transport: Transport, dir: &Path, port: u16) -> std::io::Result<PathBuf> {
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out)?;
+    let input = match transport {
+        Transport::UnixUdp => format!(
+            "module(load=\"imuxsock\" SysSock.Use=\"off\")\ninput(type=\"imuxsock\" Socket=\"{}/sys-log.sock\" UseSpecialParser=\"off\" ParseHostname=\"on\" IgnoreTimestamp=\"off\" UseSysTimeStamp=\"off\")\n",
+            dir.display()
+        ),
+        Transport::Udp => format!(
+            "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" rcvbufSize=\"4m\")\n"
+        ),
+    };
+    let line = TEMPLATE.replace('\t', "\\t");
+    let line = ["time", "method", "uri", "status", "vhost", "remote_addr", "request_time", "user_agent"].iter().fold(
+        line,
+        |l, k| {
+            let with = if *k == "time" { "%timereported:::date-unixtimestamp%".to_owned() } else { format!("%$!{k}%") };
+            l.replacen(&format!("{{{k}}}"), &with, 1)
+        },
+    );
+    let text = format!(
+        "global(workDirectory=\"{d}\")\nmodule(load=\"mmjsonparse\")\n{input}main_queue(queue.timeoutShutdown=\"120000\")\n\
+         template(name=\"path\" type=\"string\" string=\"{o}/%timereported:::date-year%-%timereported:::date-month%%timereported:::date-day%/istio-ingressgateway-access.log\")\n\
+         template(name=\"line\" type=\"string\" string=\"{line}\\n\")\n\
+         action(type=\"mmjsonparse\" cookie=\"\")\naction(type=\"omfile\" dynaFile=\"path\" template=\"line\")\n",
+        d = dir.display(),
+        o = out.display(),
+    );
+    let conf = dir.join("rsyslog.conf");
     std::fs::write(&conf, text)?;
     Ok(conf)
 }
@@ -270,6 +325,11 @@ fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> st
         };
         std::fs::create_dir_all(dir.path().join("out"))?;
         c.args(["floor", transport.name(), &addr]).arg(dir.path().join("out/floor.log"));
+        c
+    } else if job == Job::Rsyslog {
+        let conf = rsyslog_config(transport, dir.path(), port)?;
+        let mut c = Command::new(rsyslogd().ok_or_else(|| std::io::Error::other("rsyslogd not installed"))?);
+        c.arg("-n").arg("-f").arg(conf).arg("-i").arg(dir.path().join("rsyslog.pid")).env("TZ", "Asia/Tokyo");
         c
     } else {
         let conf = config(job, transport, dir.path(), port, matches!(pace, Pace::Blocking))?;
