@@ -83,7 +83,7 @@ pub(crate) fn push_g16(out: &mut Vec<u8>, v: f64) {
         Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
         None => (sci.as_str(), 0),
     };
-    if exp < -4 || exp >= P {
+    if !(-4..P).contains(&exp) {
         out.extend_from_slice(strip_zeros(mantissa).as_bytes());
         let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
     } else {

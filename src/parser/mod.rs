@@ -188,7 +188,7 @@ impl Parser {
     /// string is parsed with `Time_Format` and removed unless `Time_Keep`.
     fn apply_time(&self, fields: &mut Vec<(Text, Value)>, ctx: &ParseContext) -> Option<Timestamp> {
         self.time.format.as_ref()?;
-        let idx = fields.iter().position(|(k, v)| k == &self.time.key && matches!(v, Value::Str(_)))?;
+        let idx = fields.iter().position(|(k, v)| *k == self.time.key && matches!(v, Value::Str(_)))?;
         let value = fields.get(idx)?.1.as_str()?;
         match self.time.parse(value, ctx.now, &ctx.zone) {
             Some(t) => {

@@ -119,7 +119,7 @@ fn valid(tm: &Tm) -> bool {
         && tm.hour < 24
         && tm.minute < 60
         && tm.second <= 60
-        && tm.offset.map_or(true, |o| o.abs() < 86400)
+        && tm.offset.is_none_or(|o| o.abs() < 86400)
 }
 
 /// `<PRI>` then the timestamp; returns the rest after it.
