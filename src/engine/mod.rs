@@ -104,6 +104,9 @@ fn prepare_swap(new: Plan, sockets: &[String], t: &Telemetry) -> Result<Swap, St
     Ok(Swap { inputs, filters, outputs })
 }
 
+/// Batches processed back to back before the pipeline looks at the clock.
+const DRAIN_BATCHES: usize = 64;
+
 /// Batches the hand-off may hold regardless of their size.
 const MAX_BATCHES: usize = 4096;
 
@@ -234,7 +237,8 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>, reload: Option<Reloader>) 
 /// `flush_every`, reopen files when asked; return once every receiver has
 /// hung up and the hand-off is empty.
 fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &AtomicBool, swaps: &mpsc::Receiver<Swap>) {
-    let mut next_flush = Instant::now() + flush_every;
+    let mut now = Instant::now();
+    let mut next_flush = now + flush_every;
     yield_to_receivers();
     loop {
         if let Ok(swap) = swaps.try_recv() {
@@ -245,11 +249,18 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
             p.forget_routes();
             tracing::info!("configuration reloaded: new filters and outputs in place, sockets kept");
         }
-        let wait = next_flush.saturating_duration_since(Instant::now()).min(Duration::from_millis(200));
+        let wait = next_flush.saturating_duration_since(now).min(Duration::from_millis(200));
         match intake.recv_timeout(wait) {
             Ok(batch) => {
                 p.process(&batch);
                 intake.done(&batch);
+                // What else is waiting, before the clock is read again (a
+                // bounded number, so flushes and reopens stay on time).
+                for _ in 0..DRAIN_BATCHES {
+                    let Some(batch) = intake.try_recv() else { break };
+                    p.process(&batch);
+                    intake.done(&batch);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -259,9 +270,11 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
             p.reopen();
             tracing::info!("output files reopened");
         }
-        if Instant::now() >= next_flush {
+        now = Instant::now();
+        if now >= next_flush {
             p.flush();
-            next_flush = Instant::now() + flush_every;
+            now = Instant::now();
+            next_flush = now + flush_every;
         }
     }
     p.flush();
