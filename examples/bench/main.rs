@@ -106,6 +106,12 @@ fn main() {
         eprintln!("build it first: cargo build --release ({} missing)", gatelog.display());
         std::process::exit(1);
     }
+    // `cargo build --release --examples` does not rebuild the binary.
+    if let (Some(bin), Some(src)) = (modified(&gatelog), newest(Path::new("src"))) {
+        if bin < src {
+            println!("warning: {} is older than the sources: cargo build --release", gatelog.display());
+        }
+    }
     let jobs: Vec<Job> =
         [("floor", Job::Floor), ("a", Job::Sidecar), ("b", Job::Native), ("c", Job::Raw), ("rsyslog", Job::Rsyslog)]
             .into_iter()
@@ -187,6 +193,27 @@ fn main() {
             }
         }
     }
+}
+
+fn modified(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time of the files under `dir`.
+fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut best = None;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                best = best.max(modified(&p));
+            }
+        }
+    }
+    best
 }
 
 fn num_cpus() -> usize {
