@@ -2,7 +2,7 @@
 //! unix_udp and udp, blocking and paced, each against the floor receiver in
 //! the same run, and rsyslog doing job (b) when `rsyslogd` is installed.
 //!
-//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor] [--repeat K]
+//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE]
 //!
 //! For each run it prints the receiver's CPU microseconds per message
 //! written (user+sys from wait4), throughput, peak RSS, what was lost after
@@ -93,6 +93,7 @@ fn main() {
     let paced: u64 = opt("--paced").and_then(|v| v.parse().ok()).unwrap_or(500_000);
     let rate: u64 = opt("--rate").and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let repeat: usize = opt("--repeat").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let buffer_limit = opt("--buffer-limit");
     let rsyslogd = rsyslogd();
     let only = opt("--only").unwrap_or_else(|| {
         if rsyslogd.is_none() {
@@ -150,7 +151,7 @@ fn main() {
             let mut runs: Vec<Vec<Outcome>> = jobs.iter().map(|_| Vec::new()).collect();
             for _ in 0..repeat {
                 for (k, &job) in jobs.iter().enumerate() {
-                    match run(job, transport, pace, n, &gatelog) {
+                    match run(job, transport, pace, n, &gatelog, buffer_limit.as_deref()) {
                         Ok(o) => runs[k].push(o),
                         Err(e) => println!("{:<10} {:<8} {:<14} failed: {e}", job.name(), transport.name(), label),
                     }
@@ -256,7 +257,16 @@ fn input(transport: Transport, dir: &Path, port: u16, parser: &str, tag: &str) -
 }
 
 /// Write the job's config into `dir`; returns the config path.
-fn config(job: Job, transport: Transport, dir: &Path, port: u16, wait: bool) -> std::io::Result<PathBuf> {
+/// Which gatelog settings a run changes besides the job's own config.
+#[derive(Clone, Copy)]
+struct Tweaks<'a> {
+    /// `Buffer_Full wait` on every input (blocking runs).
+    wait: bool,
+    /// `Buffer_Limit` for the `[SERVICE]` section (`--buffer-limit`).
+    buffer_limit: Option<&'a str>,
+}
+
+fn config(job: Job, transport: Transport, dir: &Path, port: u16, tweaks: Tweaks<'_>) -> std::io::Result<PathBuf> {
     let out = dir.join("out");
     std::fs::create_dir_all(&out)?;
     let conf = dir.join("gatelog.conf");
@@ -291,7 +301,11 @@ fn config(job: Job, transport: Transport, dir: &Path, port: u16, wait: bool) -> 
         ),
         Job::Floor | Job::Rsyslog => String::new(),
     };
-    let text = if wait { text.replace("[INPUT]\n", "[INPUT]\n    Buffer_Full wait\n") } else { text };
+    let text = if tweaks.wait { text.replace("[INPUT]\n", "[INPUT]\n    Buffer_Full wait\n") } else { text };
+    let text = match tweaks.buffer_limit {
+        Some(v) => text.replacen("[SERVICE]\n", &format!("[SERVICE]\n    Buffer_Limit {v}\n"), 1),
+        None => text,
+    };
     std::fs::write(&conf, text)?;
     Ok(conf)
 }
@@ -340,7 +354,14 @@ fn rsyslog_config(transport: Transport, dir: &Path, port: u16) -> std::io::Resul
     Ok(conf)
 }
 
-fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> std::io::Result<Outcome> {
+fn run(
+    job: Job,
+    transport: Transport,
+    pace: Pace,
+    n: u64,
+    gatelog: &Path,
+    buffer_limit: Option<&str>,
+) -> std::io::Result<Outcome> {
     let dir = tempfile::Builder::new().prefix("gatelog-bench").tempdir()?;
     let port = free_udp_port();
     let sock = dir.path().join("sys-log.sock");
@@ -359,7 +380,8 @@ fn run(job: Job, transport: Transport, pace: Pace, n: u64, gatelog: &Path) -> st
         c.arg("-n").arg("-f").arg(conf).arg("-i").arg(dir.path().join("rsyslog.pid")).env("TZ", "Asia/Tokyo");
         c
     } else {
-        let conf = config(job, transport, dir.path(), port, matches!(pace, Pace::Blocking))?;
+        let tweaks = Tweaks { wait: matches!(pace, Pace::Blocking), buffer_limit };
+        let conf = config(job, transport, dir.path(), port, tweaks)?;
         let mut c = Command::new(gatelog);
         c.arg("-c").arg(conf).env("TZ", "Asia/Tokyo");
         c
