@@ -484,18 +484,8 @@ mod tests {
         // datagram it queues.
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let fd = sock.as_raw_fd();
-        let tiny: libc::c_int = 1; // raised to the kernel's minimum
-                                   // SAFETY: fd is an open socket; the value is a c_int.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                &tiny as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0);
+        // 1 byte is raised to the kernel's minimum.
+        crate::input::socket::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 1).unwrap();
         crate::input::socket::enable_drop_reports(fd);
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

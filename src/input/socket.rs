@@ -78,19 +78,33 @@ pub fn bind_udp(addr: &str, rcvbuf: Option<usize>) -> io::Result<UdpSocket> {
 /// `send()` fail, and its error log (`send() to syslog failed`) is the only
 /// trace of those lines.
 pub fn enable_drop_reports(fd: i32) {
-    let on: libc::c_int = 1;
-    // SAFETY: fd is an open socket; the option value is a c_int.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RXQ_OVFL,
-            &on as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "SO_RXQ_OVFL unavailable: kernel drops on this socket are not counted");
+    if let Err(error) = set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1) {
+        tracing::debug!(%error, "SO_RXQ_OVFL unavailable: kernel drops on this socket are not counted");
+    }
+}
+
+/// `setsockopt` with an int value.
+pub(crate) fn set_int_opt(fd: i32, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the option value is a c_int of `len` bytes; a bad fd is an error, not UB.
+    let rc = unsafe { libc::setsockopt(fd, level, name, &v as *const libc::c_int as *const libc::c_void, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `getsockopt` of an int value.
+pub(crate) fn get_int_opt(fd: i32, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are valid for writes of their sizes.
+    let rc = unsafe { libc::getsockopt(fd, level, name, &mut v as *mut libc::c_int as *mut libc::c_void, &mut len) };
+    if rc == 0 {
+        Ok(v)
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -102,26 +116,16 @@ pub fn bind_tcp(addr: &str) -> io::Result<TcpListener> {
 /// `net.core.rmem_max` with CAP_NET_ADMIN), then plain `SO_RCVBUF`.
 fn set_rcvbuf(fd: i32, size: usize) {
     let v = size.min(i32::MAX as usize) as libc::c_int;
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    let p = &v as *const libc::c_int as *const libc::c_void;
-    // SAFETY: fd is an open socket; p points to a c_int of `len` bytes.
-    unsafe {
-        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, p, len) != 0 {
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, p, len);
-        }
+    if set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v).is_err() {
+        // Reported by the start-up line on the size granted.
+        let _ = set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v);
     }
 }
 
 /// The receive buffer the kernel granted (it doubles the request for its
 /// bookkeeping).
 pub fn granted_rcvbuf(fd: i32) -> Option<usize> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: v and len are valid for writes of their sizes.
-    let rc = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &mut v as *mut _ as *mut libc::c_void, &mut len)
-    };
-    (rc == 0).then_some(v as usize)
+    get_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF).ok().map(|v| v as usize)
 }
 
 /// `net.unix.max_dgram_qlen` of this network namespace.

@@ -124,19 +124,14 @@ fn copy_timeout(from: RawFd, to: RawFd) {
 }
 
 fn copy_int_opt(from: RawFd, to: RawFd, level: libc::c_int, name: libc::c_int) {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: valid pointer and length for an int option.
-    let got = unsafe { libc::getsockopt(from, level, name, &mut v as *mut libc::c_int as *mut libc::c_void, &mut len) };
-    if got != 0 {
+    let Ok(mut v) = socket::get_int_opt(from, level, name) else {
         return;
-    }
+    };
     if name == libc::SO_RCVBUF {
         // The kernel reports twice the size it was asked for.
         v /= 2;
     }
-    // SAFETY: valid pointer and length for an int option.
-    unsafe { libc::setsockopt(to, level, name, &v as *const libc::c_int as *const libc::c_void, len) };
+    let _ = socket::set_int_opt(to, level, name, v);
 }
 
 #[cfg(test)]
