@@ -251,13 +251,11 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
         }
         let wait = next_flush.saturating_duration_since(now).min(Duration::from_millis(200));
         match intake.recv_timeout(wait) {
-            Ok(batch) => {
-                p.process(&batch);
-                intake.done(&batch);
-                // What else is waiting, before the clock is read again (a
-                // bounded number, so flushes and reopens stay on time).
-                for _ in 0..DRAIN_BATCHES {
-                    let Some(batch) = intake.try_recv() else { break };
+            Ok(first) => {
+                // And what else is waiting, before the clock is read again
+                // (a bounded number, so flushes and reopens stay on time).
+                let waiting = std::iter::from_fn(|| intake.try_recv()).take(DRAIN_BATCHES);
+                for batch in std::iter::once(first).chain(waiting) {
                     p.process(&batch);
                     intake.done(&batch);
                 }
