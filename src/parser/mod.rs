@@ -146,7 +146,7 @@ impl Parser {
     }
 
     /// Parse a value that is already a string (the `parser` filter's field):
-    /// the JSON decoder then skips its UTF-8 check of the whole input.
+    /// the JSON and regex parsers then skip their UTF-8 check of the input.
     pub fn parse_text(&self, text: &str, ctx: &ParseContext) -> Result<Parsed, ParseFailure> {
         self.parse_checked(text.as_bytes(), Some(text), ctx)
     }
@@ -162,7 +162,10 @@ impl Parser {
             }
             other => {
                 let mut fields = match other {
-                    Format::Regex(r) => r.fields(input)?,
+                    Format::Regex(r) => match text {
+                        Some(t) => r.fields_str(t)?,
+                        None => r.fields(input)?,
+                    },
                     Format::Json => match text {
                         Some(t) => json::parse_object_str(t)?,
                         None => json::parse_object(input)?,

@@ -85,7 +85,12 @@ impl RegexParser {
             Some(s) => Cow::Borrowed(s),
             None => String::from_utf8_lossy(input),
         };
-        let caps = self.re.captures(&text).ok_or(ParseFailure::NoMatch)?;
+        self.fields_str(&text)
+    }
+
+    /// [`Self::fields`] of a string (no UTF-8 check needed).
+    pub fn fields_str(&self, text: &str) -> Result<Vec<(Text, Value)>, ParseFailure> {
+        let caps = self.re.captures(text).ok_or(ParseFailure::NoMatch)?;
         let mut out = Vec::with_capacity(self.names.len());
         let (names, last) = match self.names.split_last() {
             Some((last, rest)) if self.rest_of_line => (rest, Some(last)),
