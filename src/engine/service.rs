@@ -36,6 +36,13 @@ pub struct Service {
 pub const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 
 impl Service {
+    /// The `[SERVICE]` of a config text (tests).
+    #[cfg(test)]
+    pub(crate) fn from_text(text: &str) -> Service {
+        let doc = crate::config::classic::read_str(text, std::path::Path::new("t.conf"), std::path::Path::new("."));
+        Service::from_doc(&doc.expect("config text reads")).expect("valid [SERVICE]")
+    }
+
     pub fn from_doc(doc: &Document) -> Result<Service, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut svc = Service {

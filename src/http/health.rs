@@ -73,15 +73,9 @@ impl HealthCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    fn service(text: &str) -> Service {
-        let doc = crate::config::classic::read_str(text, Path::new("t.conf"), Path::new(".")).unwrap();
-        Service::from_doc(&doc).unwrap()
-    }
 
     fn check(errors: u64, failures: u64, period: u64) -> HealthCheck {
-        HealthCheck::new(&service(&format!(
+        HealthCheck::new(&Service::from_text(&format!(
             "[SERVICE]\n    Health_Check On\n    HC_Errors_Count {errors}\n    \
              HC_Retry_Failure_Count {failures}\n    HC_Period {period}\n"
         )))
@@ -89,9 +83,9 @@ mod tests {
 
     #[test]
     fn service_reads_the_health_check_keys_with_fluent_bits_defaults() {
-        let d = service("[SERVICE]\n    HTTP_Server On\n");
+        let d = Service::from_text("[SERVICE]\n    HTTP_Server On\n");
         assert_eq!((d.health_check, d.hc_errors_count, d.hc_retry_failure_count, d.hc_period), (false, 5, 5, 60));
-        let s = service(
+        let s = Service::from_text(
             "[SERVICE]\n    Health_Check On\n    HC_Errors_Count 1\n    HC_Retry_Failure_Count 2\n    HC_Period 3\n",
         );
         assert_eq!((s.health_check, s.hc_errors_count, s.hc_retry_failure_count, s.hc_period), (true, 1, 2, 3));

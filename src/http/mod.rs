@@ -237,15 +237,7 @@ pub(crate) mod tests {
     }
 
     fn state(health: bool) -> State {
-        let svc = Service::from_doc(
-            &crate::config::classic::read_str(
-                "[SERVICE]\n    HC_Errors_Count 1\n    HC_Period 5\n",
-                std::path::Path::new("t.conf"),
-                std::path::Path::new("."),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let svc = Service::from_text("[SERVICE]\n    HC_Errors_Count 1\n    HC_Period 5\n");
         State {
             telemetry: Arc::new(telemetry()),
             health: health.then(|| HealthCheck::new(&svc)),
@@ -308,15 +300,7 @@ pub(crate) mod tests {
 
     #[test]
     fn served_over_tcp_and_stopped() {
-        let mut svc = Service::from_doc(
-            &crate::config::classic::read_str(
-                "[SERVICE]\n    HTTP_Server On\n    HTTP_Listen 127.0.0.1\n    HTTP_Port 0\n",
-                std::path::Path::new("t.conf"),
-                std::path::Path::new("."),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let mut svc = Service::from_text("[SERVICE]\n    HTTP_Server On\n    HTTP_Listen 127.0.0.1\n    HTTP_Port 0\n");
         // A free port: bound and released.
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         svc.http_port = probe.local_addr().unwrap().port();
