@@ -202,21 +202,18 @@ pub fn utf8(bytes: &[u8]) -> Option<&str> {
     simdutf8::basic::from_utf8(bytes).ok()
 }
 
-/// Bytes to a `String`, replacing invalid UTF-8 with U+FFFD (never dropping
+/// Bytes to a [`Text`], replacing invalid UTF-8 with U+FFFD (never dropping
 /// bytes silently). Valid input is copied once without re-validation cost.
-pub fn lossy_string(bytes: &[u8]) -> String {
-    match utf8(bytes) {
-        Some(s) => s.to_owned(),
-        None => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
-/// Bytes to a [`Text`], as [`lossy_string`] does.
 pub fn lossy_text(bytes: &[u8]) -> Text {
     match utf8(bytes) {
         Some(s) => Text::new(s),
         None => Text::from(String::from_utf8_lossy(bytes)),
     }
+}
+
+/// [`lossy_text`] as a `String` (messages and Lua names, off the record path).
+pub fn lossy_string(bytes: &[u8]) -> String {
+    lossy_text(bytes).into_string()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use mlua::Table;
 
-use crate::record::{lossy_string, lossy_text, Map, Text, Value};
+use crate::record::{lossy_text, Map, Text, Value};
 
 /// Nesting deeper than this is refused (a table that contains itself would
 /// otherwise recurse forever).
@@ -88,7 +88,7 @@ impl Converter {
                 _ => None,
             };
             if let Some(value) = self.to_value(v, Some(&key), sub_hint, depth)? {
-                out.push((key.into(), value));
+                out.push((key, value));
             }
         }
         if let Some(h) = hint {
@@ -228,12 +228,13 @@ pub(crate) fn number(f: f64) -> Value {
 
 /// Map keys are strings; numeric and boolean keys are spelled out, other
 /// key types are dropped.
-pub(crate) fn key_string(k: &mlua::Value) -> Option<String> {
+pub(crate) fn key_string(k: &mlua::Value) -> Option<Text> {
+    use compact_str::format_compact;
     match k {
-        mlua::Value::String(s) => Some(lossy_string(&s.as_bytes())),
-        mlua::Value::Integer(i) => Some(i.to_string()),
-        mlua::Value::Number(f) => Some(f.to_string()),
-        mlua::Value::Boolean(b) => Some(b.to_string()),
+        mlua::Value::String(s) => Some(lossy_text(&s.as_bytes())),
+        mlua::Value::Integer(i) => Some(format_compact!("{i}")),
+        mlua::Value::Number(f) => Some(format_compact!("{f}")),
+        mlua::Value::Boolean(b) => Some(format_compact!("{b}")),
         _ => None,
     }
 }

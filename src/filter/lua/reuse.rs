@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use super::convert::number;
 use super::keys::{Origin, Origins};
 use super::stack::{Kind, Stack};
-use crate::record::{lossy_string, lossy_text, Text, Value};
+use crate::record::{lossy_text, Text, Value};
 
 enum Slot {
     Absent,
@@ -79,7 +79,7 @@ pub(crate) fn walk(
                 }
             }
             Pair::New(k, v) => {
-                plan.added.push((k.into(), v));
+                plan.added.push((k, v));
                 fields += 1;
             }
             Pair::Dropped => {}
@@ -137,7 +137,7 @@ pub(crate) fn materialize(plan: &mut Plan, fields: &mut Vec<(Text, Value)>) {
 enum Pair {
     /// An original key (by first position) and its value.
     Original(usize, Slot),
-    New(String, Value),
+    New(Text, Value),
     /// A value with no record equivalent (function, userdata, thread).
     Dropped,
     /// Not for the fast path.
@@ -177,7 +177,7 @@ fn read_pair(st: &Stack, lookup: &mut Lookup<'_>, int_keys: &[String]) -> Pair {
     let Some(key) = st.bytes(-2) else { return Pair::Other };
     let kind = st.kind(-1);
     let Some(o) = lookup.find(key) else {
-        let name = lossy_string(key);
+        let name = lossy_text(key);
         return match scalar(st, kind, &name, int_keys) {
             Scalar::Value(v) => Pair::New(name, v),
             Scalar::Dropped => Pair::Dropped,
