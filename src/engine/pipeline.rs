@@ -140,10 +140,10 @@ impl Pipeline {
                 }
             };
             if let (Some(key), Some(peer)) = (&s.source_address_key, &m.peer) {
-                rec.fields.push(key.clone(), Value::Str(Text::from(&**peer)));
+                rec.fields.push(key.as_str(), Value::Str(Text::from(&**peer)));
             }
             if let Some(key) = &s.raw_message_key {
-                rec.fields.push(key.clone(), Value::Str(lossy_text(bytes)));
+                rec.fields.push(key.as_str(), Value::Str(lossy_text(bytes)));
             }
             input.counters.records.inc();
             self.cur.push(rec);

@@ -107,7 +107,7 @@ impl ParserFilter {
             }
         } else if self.preserve_key {
             if let Some(v) = rec.fields.remove(&self.key) {
-                fields.push(self.key.clone(), v);
+                fields.push(self.key.as_str(), v);
             }
         }
         rec.fields = fields;
