@@ -2,7 +2,7 @@
 //! unix_udp and udp, blocking and paced, each against the floor receiver in
 //! the same run, and rsyslog doing job (b) when `rsyslogd` is installed.
 //!
-//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE]
+//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced]
 //!
 //! For each run it prints the receiver's CPU microseconds per message
 //! written (user+sys from wait4), throughput, peak RSS, what was lost after
@@ -11,7 +11,9 @@
 //! switches per 1,000 messages. The receiver is pinned to CPU 0 and the
 //! sender to CPU 1. With `--repeat K` every scenario runs K times, the jobs
 //! interleaved, and each row is the run with the median CPU per message
-//! (the range is printed beside it): these machines are shared and noisy.
+//! (the ranges of CPU and peak RSS are printed beside it): these machines
+//! are shared and noisy. `--via` and `--load` pick transports and loads;
+//! `BENCH_KEEP_STDERR=prefix` keeps each receiver's log as `prefix.<job>`.
 //!
 //! Blocking runs measure throughput: gatelog's inputs get `Buffer_Full
 //! wait` (the only change to the sidecar config besides paths), so the
@@ -94,6 +96,8 @@ fn main() {
     let rate: u64 = opt("--rate").and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let repeat: usize = opt("--repeat").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let buffer_limit = opt("--buffer-limit");
+    let via = opt("--via").unwrap_or_else(|| "unix_udp,udp".into());
+    let loads = opt("--load").unwrap_or_else(|| "blocking,paced".into());
     let rsyslogd = rsyslogd();
     let only = opt("--only").unwrap_or_else(|| {
         if rsyslogd.is_none() {
@@ -139,13 +143,20 @@ fn main() {
         "dups",
         "×floor",
         "cs/1kmsg",
-        if repeat > 1 { "µs/msg range" } else { "" }
+        if repeat > 1 { "range: µs/msg  peakRSS" } else { "" }
     );
     for transport in [Transport::UnixUdp, Transport::Udp] {
+        if !via.split(',').any(|v| v == transport.name()) {
+            continue;
+        }
         for (pace, n, label) in [
             (Pace::Blocking, messages, format!("blocking {}k", messages / 1000)),
             (Pace::Rate(rate), paced, format!("paced {}k/s", rate / 1000)),
         ] {
+            let kind = if matches!(pace, Pace::Blocking) { "blocking" } else { "paced" };
+            if !loads.split(',').any(|l| l == kind) {
+                continue;
+            }
             // Jobs interleaved `repeat` times, so drift in the machine's load
             // hits every job alike; each row is the run with the median CPU.
             let mut runs: Vec<Vec<Outcome>> = jobs.iter().map(|_| Vec::new()).collect();
@@ -164,7 +175,15 @@ fn main() {
                     continue;
                 }
                 all.sort_by(|x, y| x.per_msg().total_cmp(&y.per_msg()));
-                let spread = format!("{:.2}–{:.2}", all[0].per_msg(), all[all.len() - 1].per_msg());
+                let (rss_lo, rss_hi) =
+                    all.iter().fold((i64::MAX, 0), |(lo, hi), o| (lo.min(o.maxrss_kib), hi.max(o.maxrss_kib)));
+                let spread = format!(
+                    "{:.2}–{:.2}  {:.1}–{:.1}Mi",
+                    all[0].per_msg(),
+                    all[all.len() - 1].per_msg(),
+                    rss_lo as f64 / 1024.0,
+                    rss_hi as f64 / 1024.0
+                );
                 let o = &all[all.len() / 2];
                 let per = o.per_msg();
                 if job == Job::Floor {
@@ -440,6 +459,9 @@ fn run(
             job.name(),
             log.lines().rev().take(10).collect::<Vec<_>>().join("\n")
         );
+    }
+    if let Ok(to) = std::env::var("BENCH_KEEP_STDERR") {
+        let _ = std::fs::copy(dir.path().join("stderr"), format!("{to}.{}", job.name().replace(' ', "-")));
     }
     Ok(Outcome {
         cpu,
