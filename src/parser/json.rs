@@ -49,6 +49,10 @@ fn quote_or_backslash(s: &[u8]) -> Option<usize> {
     memchr2(b'"', b'\\', s.get(i..)?).map(|n| i + n)
 }
 
+/// Powers of ten exactly representable as doubles (up to 10^22; the fast
+/// decimal path uses up to 10^15).
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
 /// Decode `input` as one JSON object, surrounded by optional whitespace.
 pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(Text, Value)>, ParseFailure> {
     object(Json::new(input))
@@ -216,32 +220,47 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// A number literal. Access logs carry small integers and short
+    /// decimals (`0.012`): those are computed from their digits without
+    /// going through a string (an integer of up to 18 digits is exact; a
+    /// decimal of up to 15 digits without exponent is `digits / 10^frac`,
+    /// one correctly rounded division of two exact doubles). Anything else
+    /// goes to the standard library's parser.
     fn number(&mut self) -> R<Value> {
         let start = self.pos;
-        let digits = |p: &mut Self| -> usize {
+        let neg = self.peek() == Some(b'-');
+        if neg {
+            self.pos += 1;
+        }
+        // Digits up to 18 are accumulated; `n` counts them all.
+        let mut mantissa: u64 = 0;
+        let mut n = 0usize;
+        let mut digits = |p: &mut Self| -> usize {
             let s = p.pos;
-            while p.peek().is_some_and(|b| b.is_ascii_digit()) {
+            while let Some(d) = p.peek().filter(u8::is_ascii_digit) {
+                if n < 18 {
+                    mantissa = mantissa * 10 + u64::from(d - b'0');
+                }
+                n += 1;
                 p.pos += 1;
             }
             p.pos - s
         };
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
         if digits(self) == 0 {
             return Err(Bad);
         }
-        let mut integral = true;
+        let mut fraction = None;
         if self.peek() == Some(b'.') {
             self.pos += 1;
-            integral = false;
-            if digits(self) == 0 {
-                return Err(Bad);
+            match digits(self) {
+                0 => return Err(Bad),
+                f => fraction = Some(f),
             }
         }
+        let mut exponent = false;
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.pos += 1;
-            integral = false;
+            exponent = true;
             if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.pos += 1;
             }
@@ -249,9 +268,21 @@ impl<'a> Json<'a> {
                 return Err(Bad);
             }
         }
+        match (fraction, exponent) {
+            (None, false) if n <= 18 => {
+                let i = mantissa as i64; // < 10^18 < 2^63
+                return Ok(Value::Int(if neg { -i } else { i }));
+            }
+            (Some(f), false) if n <= 15 => {
+                // mantissa < 10^15 < 2^53 and 10^f (f <= 15) are exact doubles.
+                let v = mantissa as f64 / POW10[f];
+                return Ok(Value::Float(if neg { -v } else { v }));
+            }
+            _ => {}
+        }
         // Only ASCII digits and signs were consumed: always valid UTF-8.
         let text = std::str::from_utf8(self.b.get(start..self.pos).ok_or(Bad)?).map_err(|_| Bad)?;
-        if integral {
+        if fraction.is_none() && !exponent {
             if let Ok(i) = text.parse::<i64>() {
                 return Ok(Value::Int(i));
             }
@@ -402,6 +433,50 @@ mod tests {
         let mut inner = Map::new();
         inner.push("k", s("v"));
         assert_eq!(p[9].1, Value::Map(inner));
+    }
+
+    #[test]
+    fn numbers_from_digits_agree_with_the_standard_parser() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..300_000 {
+            let int_len = 1 + next() % 20;
+            let frac_len = next() % 17;
+            let mut t = String::new();
+            if next() % 3 == 0 {
+                t.push('-');
+            }
+            for _ in 0..int_len {
+                t.push((b'0' + (next() % 10) as u8) as char);
+            }
+            if frac_len > 0 {
+                t.push('.');
+                for _ in 0..frac_len {
+                    t.push((b'0' + (next() % 10) as u8) as char);
+                }
+            }
+            let want = match t.parse::<i64>() {
+                Ok(i) if frac_len == 0 => Value::Int(i),
+                _ => Value::Float(t.parse::<f64>().unwrap()),
+            };
+            let got = parse_value(t.as_bytes()).unwrap();
+            match (&got, &want) {
+                (Value::Float(a), Value::Float(b)) => assert_eq!(a.to_bits(), b.to_bits(), "{t}"),
+                _ => assert_eq!(got, want, "{t}"),
+            }
+        }
+        // Short decimals of access logs, exhaustively at millisecond and microsecond precision.
+        for ms in 0..200_000u32 {
+            for t in [format!("{}.{:03}", ms / 1000, ms % 1000), format!("0.{ms:06}")] {
+                let Value::Float(v) = parse_value(t.as_bytes()).unwrap() else { panic!("{t}") };
+                assert_eq!(v.to_bits(), t.parse::<f64>().unwrap().to_bits(), "{t}");
+            }
+        }
     }
 
     #[test]
