@@ -70,7 +70,7 @@ pub const SERVICE: &[OptionSpec] = &[
     opt("storage.checksum", None, "accepted for compatibility"),
     opt("storage.metrics", None, "accepted for compatibility"),
     opt("storage.backlog.mem_limit", None, "accepted for compatibility"),
-    opt("Buffer_Limit", Some("8M"), "gatelog: memory budget for records in flight, all inputs"),
+    opt("Buffer_Limit", Some("4M"), "gatelog: memory budget for records in flight, all inputs"),
     opt("Time_Zone", None, "gatelog: zone for zone-less times (default: TZ)"),
 ];
 

@@ -50,7 +50,7 @@ impl Service {
             grace: Duration::from_secs(5),
             log_level: "info".into(),
             log_file: None,
-            buffer_limit: 8_000_000,
+            buffer_limit: 4_000_000,
             zone: Zone::from_env(),
             http_server: false,
             http_listen: "0.0.0.0".into(),

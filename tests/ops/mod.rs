@@ -229,7 +229,7 @@ fn counters_add_up_after_normal_and_hostile_traffic_and_the_text_parses() {
     assert_eq!(value(&text, "gatelog_unrouted_records_total"), 0);
     assert_eq!(value(&text, "gatelog_output_open_files{name=\"file.0\"}"), 1);
     assert_eq!(value(&text, "gatelog_phase"), 1);
-    assert_eq!(value(&text, "gatelog_buffer_limit_bytes"), 8_000_000);
+    assert_eq!(value(&text, "gatelog_buffer_limit_bytes"), 4_000_000);
     let bytes = value(&text, "fluentbit_input_bytes_total{name=\"syslog.0\"}");
     let file_bytes: usize = files_under(&g.path("logs")).iter().map(|(_, c)| c.len()).sum();
     assert_eq!(value(&text, "fluentbit_output_proc_bytes_total{name=\"file.0\"}"), file_bytes as u64);
