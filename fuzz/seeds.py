@@ -142,6 +142,18 @@ SEEDS = {
         "not syslog at all",
         "<190>2024-11-23T16:30:00+09:00 h nginx: {\"f\":1.5e300}",
     ],
+    "stock_syslog": [
+        "<190>Nov 23 16:30:00 istio-gw nginx: " + NGINX,
+        "<190>Nov  3 16:30:00 nginx: " + NGINX,
+        "<13>Nov 23 16:30:00 host app[42]: msg: with: colons",
+        "<13>Nov 23 16:30:00 host app[x]: c",
+        "<13>Nov  3 16:30:00 host\n<14>Nov 3 16:30:01 h2 a: b",
+        "junk\n<13>Nov 23 16:30:00 h a:   spaced",
+        "<13>Nov   3 16:30:00 h a: three spaces",
+        "<13>Nov 23 16:30:00 h a b c d",
+        "<13>Nov 23 16:30:00 \xe3\x81\x82 \xff[1]: x",
+        "<1>",
+    ],
 }
 
 

@@ -29,6 +29,7 @@ mod kv;
 pub(crate) mod onigmo;
 mod regex;
 mod rfc3164;
+mod stock_syslog;
 mod strptime;
 mod time;
 mod types;

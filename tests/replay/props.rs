@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("rewrite_rule", check_rewrite_rule),
     ("path_confinement", check_path_confinement),
     ("record_path", check_record_path),
+    ("stock_syslog", check_stock_syslog),
 ];
 
 /// 2024-11-23 16:30:00 UTC: a fixed clock, so year inference is deterministic.
@@ -165,6 +166,39 @@ pub fn check_regex(data: &[u8]) {
         let s = v.as_str().expect("regex fields are strings");
         assert!(text.contains(s), "{k}={s:?} is not in the input");
         assert!(pattern.contains(k), "field {k:?} is not a group name of {pattern:?}");
+    }
+}
+
+/// Fluent Bit's stock syslog regexes (parsers.conf), which gatelog matches
+/// by hand instead of with the regex engine.
+const STOCK_SYSLOG: [&str; 2] = [
+    r"^\<(?<pri>[0-9]+)\>(?<time>[^ ]* {1,2}[^ ]* [^ ]*) (?<host>[^ ]*) (?<ident>[a-zA-Z0-9_\/\.\-]*)(?:\[(?<pid>[0-9]+)\])?(?:[^\:]*\:)? *(?<message>.*)$",
+    r"^\<(?<pri>[0-9]+)\>(?<time>[^ ]* {1,2}[^ ]* [^ ]*) (?<ident>[a-zA-Z0-9_\/\.\-]*)(?:\[(?<pid>[0-9]+)\])?(?:[^\:]*\:)? *(?<message>.*)$",
+];
+
+/// stock_syslog: the hand matcher of the stock syslog regexes gives the
+/// regex engine's fields. The same pattern behind an empty group `(?:)`
+/// means the same but is not recognised, so it goes to the engine.
+pub fn check_stock_syslog(data: &[u8]) {
+    // (pattern, Skip_Empty_Values, matched by hand, by the regex engine), compiled once.
+    static PARSERS: std::sync::OnceLock<Vec<(usize, &str, Parser, Parser)>> = std::sync::OnceLock::new();
+    let parsers = PARSERS.get_or_init(|| {
+        let regex = |p: &str, skip: &str| {
+            parser(&[("Name", "s"), ("Format", "regex"), ("Regex", p), ("Skip_Empty_Values", skip)])
+                .expect("the stock pattern compiles")
+        };
+        let mut all = Vec::new();
+        for (i, pattern) in STOCK_SYSLOG.iter().enumerate() {
+            for skip in ["on", "off"] {
+                all.push((i, skip, regex(pattern, skip), regex(&format!("(?:){pattern}"), skip)));
+            }
+        }
+        all
+    });
+    for (i, skip, fast, engine) in parsers {
+        let got = fast.parse(data, &ctx()).map(|r| r.fields);
+        let want = engine.parse(data, &ctx()).map(|r| r.fields);
+        assert_eq!(got, want, "pattern {i}, Skip_Empty_Values {skip}, input {:?}", lossy_string(data));
     }
 }
 
