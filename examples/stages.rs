@@ -63,6 +63,10 @@ fn job(name: &str, dir: &Path) -> String {
         }
         "b-native" => format!("{}[FILTER]\n    Name parser\n    Match kube.*\n    Key_Name message\n    Preserve_Key true\n    Reserve_Data true\n    Parser json\n[OUTPUT]\n    Name file\n    Match *\n    Path {}/%Y-%m%d\n    File x.log\n    Format template\n    Template {TEMPLATE}\n", input("rfc3164", "kube.*"), out.display()),
         "b-no-filter" => format!("{}[OUTPUT]\n    Name file\n    Match *\n    Path {}/%Y-%m%d\n    File x.log\n    Format template\n    Template {TEMPLATE}\n", input("rfc3164", "kube.*"), out.display()),
+        "default" => std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/default.conf"))
+            .unwrap()
+            .replace("${GATELOG_SOCKET:-./gatelog.sock}", &format!("{}/s.sock", dir.display()))
+            .replace("${GATELOG_LOGS:-./logs}", &out.display().to_string()),
         "c-raw" => format!("{}[OUTPUT]\n    Name file\n    Match *\n    Path {}\n    File raw.log\n    Format template\n    Template {{message}}\n", input("raw", "raw"), out.display()),
         "c-null" => format!("{}[OUTPUT]\n    Name null\n    Match *\n", input("raw", "raw")),
         other => panic!("unknown job {other}"),
@@ -73,7 +77,7 @@ fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let only = std::env::args().nth(2);
     let msgs: Vec<Vec<u8>> = (0..1000).map(message).collect();
-    for name in ["c-null", "c-raw", "b-no-filter", "b-native", "a-no-lua", "a-sidecar"] {
+    for name in ["c-null", "c-raw", "b-no-filter", "b-native", "default", "a-no-lua", "a-sidecar"] {
         if only.as_deref().is_some_and(|o| !o.split(',').any(|x| x == name)) {
             continue;
         }

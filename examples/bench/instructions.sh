@@ -6,7 +6,7 @@
 #
 #     cargo build --release --examples && examples/bench/instructions.sh [job ...]
 #
-# Jobs: c-null c-raw b-no-filter b-native a-no-lua a-sidecar (default: all).
+# Jobs: c-null c-raw b-no-filter b-native default a-no-lua a-sidecar (default: all).
 # Needs valgrind (apt-get install valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +17,7 @@ refs() {
     valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$stages" "$1" "$2" 2>&1 \
         | grep 'I *refs' | tr -d ',' | awk '{print $NF}'
 }
-for job in "${@:-c-null c-raw b-no-filter b-native a-no-lua a-sidecar}"; do
+for job in "${@:-c-null c-raw b-no-filter b-native default a-no-lua a-sidecar}"; do
     for j in $job; do
         a=$(refs "$N" "$j")
         b=$(refs $((2 * N)) "$j")

@@ -63,13 +63,69 @@ pub(crate) fn push_float(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// Append `s` as a quoted, escaped JSON string.
+/// Whether `b` is written escaped: control bytes, DEL, `"` and `\\`.
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+}
+
+/// The high bit of each byte of `w` (little-endian) that needs escaping,
+/// possibly with false ones *above* a true one: the lowest set bit is
+/// always exact (a borrow only propagates upwards from a true match, and
+/// bytes >= 0x80 are masked out by `!w`).
+#[inline]
+fn escape_mask(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    below_space | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | zero(w ^ (ONES * 0x7f))
+}
+
+#[inline]
+fn load(bytes: &[u8], at: usize) -> Option<u64> {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes.get(at..at + 8)?);
+    Some(u64::from_le_bytes(word))
+}
+
+/// The first byte of `bytes[i..]` that needs escaping, 8 bytes at a time.
+/// The last partial word is the string's last 8 bytes shifted down past
+/// what was already checked, topped up with `a`s.
+#[inline]
+fn next_escape(bytes: &[u8], mut i: usize) -> Option<usize> {
+    const PAD: u64 = u64::from_le_bytes([b'a'; 8]);
+    let first = |m: u64, at: usize| (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize);
+    while let Some(w) = load(bytes, i) {
+        if let Some(at) = first(escape_mask(w), i) {
+            return Some(at);
+        }
+        i += 8;
+    }
+    if i >= bytes.len() {
+        return None;
+    }
+    match bytes.len().checked_sub(8) {
+        Some(last) => {
+            // 1..=7 bytes of the last word were checked before.
+            let skip = 8 * (i - last) as u32;
+            first(escape_mask(load(bytes, last)? >> skip | PAD << (64 - skip)), i)
+        }
+        None => bytes.get(i..)?.iter().position(|&b| needs_escape(b)).map(|n| i + n),
+    }
+}
+
+/// Append `s` as a quoted, escaped JSON string: the runs between escapes
+/// are copied whole (most access-log strings are one run).
 pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    while let Some(i) = next_escape(bytes, start) {
+        out.extend_from_slice(&bytes[start..i]);
+        let b = bytes[i];
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -78,15 +134,9 @@ pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
             b'\r' => b"\\r",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0x00..=0x1f | 0x7f => b"",
-            _ => continue,
+            _ => &[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]],
         };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-        } else {
-            out.extend_from_slice(esc);
-        }
+        out.extend_from_slice(esc);
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
@@ -118,6 +168,62 @@ mod tests {
     fn strings_are_escaped_and_utf8_kept() {
         let v = Value::from("q\"b\\n\nt\tr\rb\u{8}f\u{c}a\u{7}v\u{b}z\u{0}d\u{7f}é日😀");
         assert_eq!(json(&v), "\"q\\\"b\\\\n\\nt\\tr\\rb\\bf\\fa\\u0007v\\u000bz\\u0000d\\u007fé日😀\"");
+    }
+
+    #[test]
+    fn escaping_agrees_with_a_byte_by_byte_writer() {
+        fn reference(s: &str) -> Vec<u8> {
+            let mut out = vec![b'"'];
+            for &b in s.as_bytes() {
+                match b {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    0x08 => out.extend_from_slice(b"\\b"),
+                    0x0c => out.extend_from_slice(b"\\f"),
+                    0x00..=0x1f | 0x7f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                    _ => out.push(b),
+                }
+            }
+            out.push(b'"');
+            out
+        }
+        let mut x: u64 = 0x0123_4567_89AB_CDEF;
+        let pieces = [
+            "a", "Z", " ", "~", "\"", "\\", "\n", "\u{0}", "\u{1f}", "\u{7f}", "!", "#", "[", "]", "é", "日", "😀",
+            "\u{80}",
+        ];
+        for len in 0..40 {
+            for _ in 0..300 {
+                let mut s = String::new();
+                for _ in 0..len {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Mostly plain text, sometimes a byte to escape or a neighbour of one.
+                    if x % 4 == 0 {
+                        s.push_str(pieces[(x >> 8) as usize % pieces.len()]);
+                    } else {
+                        s.push((b'a' + (x >> 8) as u8 % 26) as char);
+                    }
+                }
+                let mut out = Vec::new();
+                push_str(&mut out, &s);
+                assert_eq!(out, reference(&s), "{s:?}");
+            }
+        }
+        // Every byte value next to plain text, at every offset within a word.
+        for b in 0u8..0x80 {
+            for at in 0..16 {
+                let mut s = "x".repeat(16);
+                s.insert(at, b as char);
+                let mut out = Vec::new();
+                push_str(&mut out, &s);
+                assert_eq!(out, reference(&s), "{b:#x} at {at}");
+            }
+        }
     }
 
     #[test]
