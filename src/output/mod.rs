@@ -20,6 +20,7 @@
 mod cache;
 mod file;
 mod format;
+mod g16;
 mod json;
 mod path;
 mod print;

@@ -67,8 +67,16 @@ fn push_fixed_short(out: &mut Vec<u8>, v: f64, prec: usize) -> bool {
 }
 
 /// `printf("%.16g", v)`: 16 significant digits, trailing zeros removed,
-/// exponent form when the exponent is below -4 or at least 16.
+/// exponent form when the exponent is below -4 or at least 16. Most values
+/// take the fast path of `g16.rs`.
 pub(crate) fn push_g16(out: &mut Vec<u8>, v: f64) {
+    if !super::g16::push_g16_short(out, v) {
+        push_g16_exact(out, v);
+    }
+}
+
+/// [`push_g16`] by exact formatting.
+pub(crate) fn push_g16_exact(out: &mut Vec<u8>, v: f64) {
     const P: i32 = 16;
     if push_non_finite(out, v) {
         return;
