@@ -83,7 +83,7 @@ fn hostile_datagrams_never_stop_the_next_good_record() {
         b"<190>Nov 23 16:30:00 h nginx: \x00\x01\x02".to_vec(),
     ];
     let mut big = b"<190>Nov 23 16:30:00 h nginx: {\"big\":\"".to_vec();
-    big.extend(std::iter::repeat(b'x').take(100_000));
+    big.extend(std::iter::repeat_n(b'x', 100_000));
     big.extend(b"\"}");
     hostile.push(big);
     hostile.push(nginx_line(None, 42, "good.example", "/after"));

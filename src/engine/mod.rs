@@ -202,21 +202,19 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>, reload: Option<Reloader>) 
         .map_err(RunError::Thread)?;
     telemetry.set_phase(Phase::Running);
 
-    loop {
-        match events.recv() {
-            Ok(Event::Reopen) => match (&reload, service.hot_reload) {
-                (Some(reload), true) => {
-                    tracing::info!("SIGHUP: reloading the configuration");
-                    match reload().map_err(|e| e.to_string()).and_then(|p| prepare_swap(p, &sockets, &telemetry)) {
-                        Ok(swap) => {
-                            let _ = swap_tx.send(swap);
-                        }
-                        Err(e) => tracing::error!("new configuration refused; the running one goes on:\n{e}"),
+    // Until Stop (or every sender of events is gone).
+    while let Ok(Event::Reopen) = events.recv() {
+        match (&reload, service.hot_reload) {
+            (Some(reload), true) => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                match reload().map_err(|e| e.to_string()).and_then(|p| prepare_swap(p, &sockets, &telemetry)) {
+                    Ok(swap) => {
+                        let _ = swap_tx.send(swap);
                     }
+                    Err(e) => tracing::error!("new configuration refused; the running one goes on:\n{e}"),
                 }
-                _ => reopen.store(true, Ordering::Relaxed),
-            },
-            Ok(Event::Stop) | Err(_) => break,
+            }
+            _ => reopen.store(true, Ordering::Relaxed),
         }
     }
     tracing::info!(grace_secs = service.grace.as_secs_f64(), "stopping: draining what was accepted");

@@ -285,7 +285,7 @@ fn a_burst_far_beyond_the_buffer_limit_keeps_memory_bounded_and_counts_every_dro
     let pid = g.child.as_ref().unwrap().id();
     // 40 MB of datagrams from four senders at once, 400 times the budget.
     let mut big = b"<190>Nov 23 16:30:00 nginx: {\"pad\":\"".to_vec();
-    big.extend(std::iter::repeat(b'x').take(4000));
+    big.extend(std::iter::repeat_n(b'x', 4000));
     let senders: Vec<_> = (0..4)
         .map(|t| {
             let sock = sock.clone();

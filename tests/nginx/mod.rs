@@ -210,7 +210,7 @@ fn every_request_through_a_real_nginx_lands_once_in_its_dated_file() {
             let uri = f.get("uri").copied().unwrap_or_else(|| panic!("no uri in {line:?}"));
             let seq: usize = uri
                 .strip_prefix("/e2e/")
-                .and_then(|r| r.split(|c| c == '?' || c == '/').next())
+                .and_then(|r| r.split(['?', '/']).next())
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("unexpected uri in {line:?}"));
             let prev = seen.insert(seq, (file.clone(), line.to_string()));

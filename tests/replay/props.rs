@@ -22,8 +22,11 @@ use gatelog::record::{lossy_string, Map, Record, Timestamp, Value};
 use gatelog::stats::{FilterCounters, OutputCounters};
 use gatelog::zone::Zone;
 
+/// A property check over arbitrary bytes.
+pub type Check = fn(&[u8]);
+
 /// The fuzz targets, by corpus directory name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("rfc3164", check_rfc3164),
     ("json", check_json),
     ("regex", check_regex),

@@ -219,7 +219,8 @@ pub(crate) fn exact_number(t: &Table, k: &mlua::Value, v: mlua::Value) -> mlua::
 /// A Lua number as a record value: integral → `Int`, else `Float`.
 pub(crate) fn number(f: f64) -> Value {
     // 2^63 is exactly representable; the range is [-2^63, 2^63).
-    if f.fract() == 0.0 && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f) {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f) {
         Value::Int(f as i64)
     } else {
         Value::Float(f)

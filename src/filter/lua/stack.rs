@@ -53,10 +53,10 @@ impl Entry {
         Ok(Entry { state, anchors: id })
     }
 
-    /// Run `body` in a protected call with the anchor table at stack slot
-    /// 1. `Err`: the message of a Lua error that escaped `body` (one raised
-    /// by an allocation, e.g. in a `__gc` finalizer; scripts run in their
-    /// own `Stack::pcall`).
+    /// Run `body` in a protected call with the anchor table at stack
+    /// slot 1. `Err`: the message of a Lua error that escaped `body` (one
+    /// raised by an allocation, e.g. in a `__gc` finalizer; scripts run in
+    /// their own `Stack::pcall`).
     pub(crate) fn call(&self, body: &mut dyn FnMut(&mut Stack)) -> Result<(), String> {
         let l = self.state;
         let mut body: Body<'_> = body;

@@ -186,7 +186,7 @@ fn numbers_integral_become_int_like_fluent_bit() {
             ("half", Value::Float(1.5)),
             ("n", Value::Int(-42)),
             ("b", Value::Bool(true)),
-            ("big", Value::Float(9.223_372_036_854_775_808e18)),
+            ("big", Value::Float(9_223_372_036_854_775_808.0)),
             ("tiny", Value::Float(1e-20)),
         ])
     );
