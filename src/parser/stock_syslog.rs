@@ -46,29 +46,36 @@ fn is(s: &[u8], at: usize, c: u8) -> bool {
     s.get(at) == Some(&c)
 }
 
+/// `<digits>` at `p`: the digits' range.
+fn pri_at(s: &[u8], p: usize) -> Option<(usize, usize)> {
+    if !is(s, p, b'<') {
+        return None;
+    }
+    let digits = run(s, p + 1, |b| b.is_ascii_digit());
+    let gt = p + 1 + digits;
+    (digits > 0 && is(s, gt, b'>')).then_some((p + 1, gt))
+}
+
 impl StockSyslog {
-    /// The first match in `s`, trying each line start.
+    /// The first match in `s`, trying each line start. Linear: an attempt
+    /// that gets past `<pri>` and fails ran out of spaces before the end of
+    /// the input, and every later line start would need as many after a
+    /// later position, so the search stops there (trying on would scan the
+    /// same tail again from each line: quadratic on a datagram of short
+    /// lines without spaces).
     pub fn find(self, s: &[u8]) -> Option<Groups> {
         let mut start = 0;
         loop {
-            if let Some(g) = self.at(s, start) {
-                return Some(g);
+            if let Some(pri) = pri_at(s, start) {
+                return self.after_pri(s, pri);
             }
             start += memchr::memchr(b'\n', s.get(start..)?)? + 1;
         }
     }
 
-    /// A match starting exactly at `p`.
-    fn at(self, s: &[u8], p: usize) -> Option<Groups> {
-        if !is(s, p, b'<') {
-            return None;
-        }
-        let digits = run(s, p + 1, |b| b.is_ascii_digit());
-        let gt = p + 1 + digits;
-        if digits == 0 || !is(s, gt, b'>') {
-            return None;
-        }
-        let pri = (p + 1, gt);
+    /// The rest of a match whose `<pri>` is `pri`.
+    fn after_pri(self, s: &[u8], pri: (usize, usize)) -> Option<Groups> {
+        let gt = pri.1;
         let t0 = gt + 1;
         let first = non_space(s, t0);
         let spaces = run(s, first, |b| b == b' ').min(2);
@@ -149,6 +156,19 @@ mod tests {
     /// The hand matcher and the regex engine give the same fields.
     fn agree(fast: &RegexParser, generic: &RegexParser, line: &[u8]) {
         assert_eq!(fast.fields(line), generic.fields(line), "{:?}", String::from_utf8_lossy(line));
+    }
+
+    #[test]
+    fn many_short_lines_without_spaces_are_searched_once() {
+        // Each line start has a `<pri>`; none has the spaces that follow.
+        let line = "<1>abc\n".repeat(40_000);
+        for pattern in [RFC3164, RFC3164_LOCAL] {
+            let (fast, generic) = parsers(pattern);
+            agree(&fast, &generic, line.as_bytes());
+            let mut late = line.clone();
+            late.push_str("<2>Nov 3 16:30:00 h a: late");
+            agree(&fast, &generic, late.as_bytes());
+        }
     }
 
     #[test]
