@@ -115,9 +115,10 @@ const DRAIN_BATCHES: usize = 64;
 /// wake-up. Bench, `--repeat 3`, raw job (c) over UDP: 1.41× → 1.03–1.15×
 /// the floor blocking, 1.46× → 1.12–1.22× paced at 100k/s; unix_udp paced,
 /// datagrams refused by the kernel fell too. Records wait at most this long
-/// more (files are flushed every `Flush` seconds anyway), and the receiver
-/// never waits for the pipeline, so nothing piles up beyond what 250 µs of
-/// traffic brings.
+/// more (files are flushed every `Flush` seconds anyway), and since the
+/// pipeline lingers only after emptying the hand-off (its whole budget
+/// handed back), the receiver never waits on it meanwhile, even with
+/// `Buffer_Full wait`: what piles up is 250 µs of traffic at most.
 const LINGER: Duration = Duration::from_micros(250);
 
 /// Batches the hand-off may hold regardless of their size.

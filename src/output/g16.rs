@@ -5,8 +5,10 @@
 //! ryu gives the shortest decimal `S` that reads back as `v`. When `S` has
 //! at most 16 significant digits, `%.16g` prints `S` exactly when `v` lies
 //! within half a 16-digit step of it: `|v − S| < q/2` with `q = 10^(X−15)`
-//! (`X` the decimal exponent of `S`). That is not always so (an ulp of a
-//! double is up to 2.2 such steps near 9.99…·10^X), so it is checked in
+//! (`X` the decimal exponent of `S`; a tenth of that step when `S` is a
+//! power of ten and `v` below it, where the steps are those of the decade
+//! below). That is not always so (an ulp of a double is up to 2.2 such
+//! steps near 9.99…·10^X: `1e-11` prints `9.999999999999999e-12`), so it is checked in
 //! integers: with `v = M·2^E` (`E < 0`: `v` is not a large integer) and
 //! `S = T·q` (`T` the 16-digit integer of `S`), the condition is
 //! `|2·M·10^m − 2·T·2^−E| < 2^−E`, `m = 15 − X`. Values where that does not
@@ -42,7 +44,12 @@ pub(crate) fn push_g16_short(out: &mut Vec<u8>, v: f64) -> bool {
     let (Some(a), Some(b)) = (v_scaled, s_scaled) else {
         return false;
     };
-    if a.abs_diff(b) >= half_step {
+    let off = a.abs_diff(b);
+    // Just below a power of ten the 16-digit step is a tenth of `q`.
+    let power_of_ten_from_below = s.n == 1 && s.digits[0] == 1 && a < b;
+    let within =
+        if power_of_ten_from_below { off.checked_mul(10).is_some_and(|o| o < half_step) } else { off < half_step };
+    if !within {
         return false;
     }
     s.write(out);
@@ -205,6 +212,20 @@ mod tests {
         // Values where an ulp is more than a 16-digit step, and 17-digit ones.
         for v in [9.999999999999999, 0.30000000000000004, 9.87654321098765, 99.99999999999997, 0.1 + 0.2] {
             check(v);
+        }
+        // Powers of ten and their neighbours: below one, the steps are the
+        // decade below's (`1e-11` prints `9.999999999999999e-12`).
+        for x in -25..20 {
+            let p: f64 = format!("1e{x}").parse().unwrap();
+            let mut v = p;
+            for _ in 0..8 {
+                v = v.next_down();
+            }
+            for _ in 0..17 {
+                check(v);
+                check(-v);
+                v = v.next_up();
+            }
         }
     }
 }
