@@ -12,7 +12,7 @@
 //! integers: with `v = M·2^E` (`E < 0`: `v` is not a large integer) and
 //! `S = T·q` (`T` the 16-digit integer of `S`), the condition is
 //! `|2·M·10^m − 2·T·2^−E| < 2^−E`, `m = 15 − X`. Values where that does not
-//! fit in a `u128` (below ~1e-5), 17-digit shortest forms and exact ties
+//! fit in a `u128` (below ~1e-7), 17-digit shortest forms and exact ties
 //! are left to the exact path.
 
 /// Append `%.16g` of `v` if the fast path applies; `false` leaves `out`
