@@ -37,32 +37,54 @@ pub(crate) fn push_time(out: &mut Vec<u8>, t: Timestamp) {
 
 /// `printf("%.{prec}f", v)`.
 pub(crate) fn push_fixed(out: &mut Vec<u8>, v: f64, prec: usize) {
-    if !push_non_finite(out, v) && !push_fixed_short(out, v, prec) {
+    if !push_non_finite(out, v) && !push_fixed_exact(out, v, prec) {
         let _ = write!(out, "{v:.prec$}");
     }
 }
 
-/// The fast path of [`push_fixed`] (exact formatting costs ~0.1 µs a
-/// value): the shortest decimal that reads back as `v` (ryu), padded with
-/// zeros, when it has at most `prec` decimals. That is exactly what `%f`
-/// prints when an ulp of `v` is below `10^-prec`: `v` then lies within half
-/// an ulp of that decimal, so rounding `v` to `prec` decimals lands on it.
-/// Below 2^32 an ulp is at most 2^-20 < 10^-6, hence the bounds.
-fn push_fixed_short(out: &mut Vec<u8>, v: f64, prec: usize) -> bool {
-    if prec == 0 || prec > 6 || v.abs() >= 4_294_967_296.0 {
+/// The fast path of [`push_fixed`] (formatting through `core::fmt` cost
+/// ~700 instructions a value): for a normal double `v = M·2^-k` with
+/// `1 <= k <= 127` (no integer part beyond 2^53, nothing below ~1e-23) and
+/// up to 18 decimals, `v·10^prec` is `M·10^prec / 2^k` exactly, rounded
+/// half to even (as glibc and Rust round ties) in `u128`; then printed as
+/// integer and zero-padded fraction. Anything else takes the exact path.
+fn push_fixed_exact(out: &mut Vec<u8>, v: f64, prec: usize) -> bool {
+    if prec > 18 {
         return false;
     }
-    let mut buf = ryu::Buffer::new();
-    let s = buf.format_finite(v).as_bytes();
-    let Some(dot) = s.iter().position(|&b| b == b'.') else {
+    let bits = v.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 || biased == 0x7ff {
         return false;
+    }
+    let k = 1075 - biased;
+    if !(1..=127).contains(&k) {
+        return false;
+    }
+    let mantissa = u128::from((bits & ((1u64 << 52) - 1)) | (1u64 << 52));
+    let scale = 10u64.pow(prec as u32);
+    // < 2^53 · 10^18 < 2^113.
+    let scaled = mantissa * u128::from(scale);
+    let (q, rem, half) = (scaled >> k, scaled & ((1u128 << k) - 1), 1u128 << (k - 1));
+    let rounded = if rem > half || (rem == half && q & 1 == 1) { q + 1 } else { q };
+    if v.is_sign_negative() {
+        out.push(b'-');
+    }
+    let (int, frac) = match u64::try_from(rounded) {
+        Ok(r) => (u128::from(r / scale), r % scale),
+        Err(_) => (rounded / u128::from(scale), (rounded % u128::from(scale)) as u64),
     };
-    let decimals = s.len() - dot - 1;
-    if decimals > prec || s.contains(&b'e') {
-        return false;
+    out.extend_from_slice(itoa::Buffer::new().format(int).as_bytes());
+    if prec > 0 {
+        out.push(b'.');
+        let mut digits = [b'0'; 18];
+        let mut f = frac;
+        for d in digits[..prec].iter_mut().rev() {
+            *d = b'0' + (f % 10) as u8;
+            f /= 10;
+        }
+        out.extend_from_slice(&digits[..prec]);
     }
-    out.extend_from_slice(s);
-    out.resize(out.len() + prec - decimals, b'0');
     true
 }
 
@@ -230,6 +252,36 @@ mod tests {
             let mut out = Vec::new();
             push_time(&mut out, t);
             assert_eq!(String::from_utf8(out).unwrap(), format!("{:.6}", t.as_f64()), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn fixed_from_integers_agrees_with_exact_formatting() {
+        let mut x: u64 = 0xD1B5_4A32_D192_ED03;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut values: Vec<f64> =
+            vec![0.5, 1.5, 2.5, 0.0078125, -0.0078125, 0.125, 1e-7, -1e-7, 0.0000005, 2.0f64.powi(52) + 0.5];
+        for i in 0..100_000u32 {
+            values.push(f64::from(i) / 1000.0);
+            values.push(-f64::from(i) / 1_000_000.0);
+            // Exact binary fractions: ties at every precision.
+            values.push(f64::from(i) / 1024.0);
+            values.push(f64::from_bits(next()));
+            let digits = next() % 10u64.pow(1 + (next() % 17) as u32);
+            values.push(format!("{digits}e{}", (next() % 40) as i64 - 30).parse().unwrap());
+        }
+        for v in values {
+            for prec in [0usize, 1, 3, 6, 9, 18] {
+                let mut fast = Vec::new();
+                if push_fixed_exact(&mut fast, v, prec) {
+                    assert_eq!(String::from_utf8(fast).unwrap(), format!("{v:.prec$}"), "{v:e} at {prec}");
+                }
+            }
         }
     }
 
