@@ -69,6 +69,9 @@ struct Prefix {
     full: String,
 }
 
+/// A tag and whether it may be used as a path.
+type TagCheck = (Arc<str>, Result<(), Refusal>);
+
 pub(crate) struct FileOutput {
     layout: Layout,
     dated: bool,
@@ -91,7 +94,7 @@ pub(crate) struct FileOutput {
     /// with `KEEP true` the original and the re-tagged record alternate, so
     /// two entries let nearly every record skip the check (~900
     /// instructions on a sidecar tag).
-    tag_checks: [Option<(Arc<str>, Result<(), Refusal>)>; 2],
+    tag_checks: [Option<TagCheck>; 2],
 }
 
 impl FileOutput {
