@@ -32,6 +32,9 @@ pub mod record;
 pub mod stats;
 pub mod zone;
 
+#[cfg(test)]
+mod testing;
+
 /// The allocator of the `gatelog` binary and the benchmarks: a record
 /// allocates its keys and values, and glibc's malloc spent a third of the
 /// pipeline's time on them (perf, `examples/stages`).

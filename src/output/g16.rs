@@ -193,13 +193,7 @@ mod tests {
         assert!(exact.len() < 20_000, "{} of 200,000 milliseconds took the exact path", exact.len());
         // Random doubles (mostly outside the fast path's range), and random
         // decimals of 1 to 17 digits at exponents -12..20.
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::testing::xorshift(0x9E37_79B9_7F4A_7C15);
         let mut taken = 0;
         for _ in 0..300_000 {
             let v = f64::from_bits(next());

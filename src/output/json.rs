@@ -190,7 +190,7 @@ mod tests {
             out.push(b'"');
             out
         }
-        let mut x: u64 = 0x0123_4567_89AB_CDEF;
+        let mut next = crate::testing::xorshift(0x0123_4567_89AB_CDEF);
         let pieces = [
             "a", "Z", " ", "~", "\"", "\\", "\n", "\u{0}", "\u{1f}", "\u{7f}", "!", "#", "[", "]", "é", "日", "😀",
             "\u{80}",
@@ -199,9 +199,7 @@ mod tests {
             for _ in 0..300 {
                 let mut s = String::new();
                 for _ in 0..len {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
+                    let x = next();
                     // Mostly plain text, sometimes a byte to escape or a neighbour of one.
                     if x % 4 == 0 {
                         s.push_str(pieces[(x >> 8) as usize % pieces.len()]);

@@ -214,12 +214,10 @@ mod tests {
     #[test]
     fn fixed_fast_path_agrees_with_exact_formatting() {
         // Values of every magnitude the fast path takes, and around its bounds.
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = crate::testing::xorshift(0x9E37_79B9_7F4A_7C15);
         let mut values = vec![0.0, -0.0, 0.012, 0.5, 1.0000005, 2.675, 4294967295.5, 4294967296.25, 1e-7, 123.0];
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = next();
             let mantissa = (x >> 11) as f64 / (1u64 << 53) as f64;
             let scale = 10f64.powi((x % 16) as i32 - 6);
             let v = mantissa * scale * if x & 1 == 0 { 1.0 } else { -1.0 };
@@ -238,14 +236,12 @@ mod tests {
 
     #[test]
     fn event_times_print_as_percent_f_of_the_float() {
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = crate::testing::xorshift(0x2545_F491_4F6C_DD1D);
         let mut times =
             vec![Timestamp::new(0, 0), Timestamp::new(1732379400, 0), Timestamp::new(4294967295, 999_999_000)];
         times.extend([Timestamp::new(-5, 0), Timestamp::new(1732379400, 123_456_789), Timestamp::new(1 << 33, 5000)]);
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = next();
             times.push(Timestamp::new((x >> 32) as i64, (x % 1_000_000) as u32 * 1000));
         }
         for t in times {
@@ -257,13 +253,7 @@ mod tests {
 
     #[test]
     fn fixed_from_integers_agrees_with_exact_formatting() {
-        let mut x: u64 = 0xD1B5_4A32_D192_ED03;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::testing::xorshift(0xD1B5_4A32_D192_ED03);
         let mut values: Vec<f64> =
             vec![0.5, 1.5, 2.5, 0.0078125, -0.0078125, 0.125, 1e-7, -1e-7, 0.0000005, 2.0f64.powi(52) + 0.5];
         for i in 0..100_000u32 {

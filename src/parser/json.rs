@@ -437,13 +437,7 @@ mod tests {
 
     #[test]
     fn numbers_from_digits_agree_with_the_standard_parser() {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::testing::xorshift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..300_000 {
             let int_len = 1 + next() % 20;
             let frac_len = next() % 17;
@@ -507,14 +501,12 @@ mod tests {
 
     #[test]
     fn quote_search_agrees_with_memchr() {
-        let mut x: u64 = 0xDEAD_BEEF_CAFE_F00D;
+        let mut next = crate::testing::xorshift(0xDEAD_BEEF_CAFE_F00D);
         for len in 0..80 {
             for _ in 0..200 {
                 let s: Vec<u8> = (0..len)
                     .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
+                        let x = next();
                         // Mostly ordinary bytes (including 0x80.. and the
                         // neighbours of the targets), sometimes a target.
                         match x % 40 {

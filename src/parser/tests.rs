@@ -436,13 +436,7 @@ fn arbitrary_bytes_never_panic() {
         b"192.168.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 2326",
     ];
     // xorshift: deterministic mutations (truncation, byte flips, splices).
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = crate::testing::xorshift(0x9E37_79B9_7F4A_7C15);
     let c = ctx(1732347000, "Asia/Tokyo");
     let names = reg.names();
     for round in 0..3000 {
