@@ -112,52 +112,53 @@ impl RegexParser {
 
     /// [`Self::fields`] of a string (no UTF-8 check needed).
     pub fn fields_str(&self, text: &str) -> Result<Vec<(Text, Value)>, ParseFailure> {
-        if let Some(stock) = self.stock {
-            return self.stock_fields(stock, text);
-        }
-        let caps = self.re.captures(text).ok_or(ParseFailure::NoMatch)?;
         let mut out = Vec::with_capacity(self.names.len());
-        let (names, last) = match self.names.split_last() {
-            Some((last, rest)) if self.rest_of_line => (rest, Some(last)),
-            _ => (&self.names[..], None),
-        };
-        for (i, name) in names.iter().enumerate() {
-            let Some(m) = caps.get(i + 1) else { continue };
-            if m.is_empty() && self.skip_empty {
-                continue;
+        match self.stock {
+            // The stock syslog patterns' groups, found by hand.
+            Some(stock) => {
+                let g = stock.find(text.as_bytes()).ok_or(ParseFailure::NoMatch)?;
+                let host = stock.host.then_some(g.host);
+                let groups = [Some(g.pri), Some(g.time)].into_iter().chain(host).chain([
+                    Some(g.ident),
+                    g.pid,
+                    Some(rest_of_line(text, g.end)),
+                ]);
+                self.push_groups(&mut out, text, groups);
             }
-            out.push((name.clone(), Value::Str(Text::new(m.as_str()))));
-        }
-        if let (Some(name), Some(m)) = (last, caps.get(0)) {
-            let rest = &text[m.end()..];
-            let line = &rest[..memchr::memchr(b'\n', rest.as_bytes()).unwrap_or(rest.len())];
-            if !(line.is_empty() && self.skip_empty) {
-                out.push((name.clone(), Value::Str(Text::new(line))));
+            None => {
+                let caps = self.re.captures(text).ok_or(ParseFailure::NoMatch)?;
+                let end = caps.get(0).map_or(0, |m| m.end());
+                let groups = (1..caps.len()).map(|i| caps.get(i).map(|m| (m.start(), m.end())));
+                let tail = self.rest_of_line.then(|| Some(rest_of_line(text, end)));
+                self.push_groups(&mut out, text, groups.chain(tail));
             }
         }
         Ok(out)
     }
 
-    /// [`Self::fields_str`] for a stock syslog pattern: the same fields in
-    /// the same order, found by [`StockSyslog::find`].
-    fn stock_fields(&self, stock: StockSyslog, text: &str) -> Result<Vec<(Text, Value)>, ParseFailure> {
-        let g = stock.find(text.as_bytes()).ok_or(ParseFailure::NoMatch)?;
-        let rest = text.as_bytes().get(g.end..).unwrap_or_default();
-        let line_end = g.end + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let groups = [Some(g.pri), Some(g.time), g.host, Some(g.ident), g.pid, Some((g.end, line_end))];
-        let mut out = Vec::with_capacity(self.names.len());
-        // `names` has a host only for the pattern that has the group.
-        let present = groups.iter().enumerate().filter(|(i, _)| *i != 2 || stock.host).map(|(_, g)| g);
-        for (name, group) in self.names.iter().zip(present) {
-            let Some((a, b)) = *group else { continue };
+    /// The fields of the groups' byte ranges, in `names` order: a group
+    /// that did not participate is omitted, an empty one with `skip_empty`.
+    fn push_groups(
+        &self,
+        out: &mut Vec<(Text, Value)>,
+        text: &str,
+        groups: impl Iterator<Item = Option<(usize, usize)>>,
+    ) {
+        for (name, group) in self.names.iter().zip(groups) {
+            let Some((a, b)) = group else { continue };
             if a == b && self.skip_empty {
                 continue;
             }
-            // Group bounds sit next to ASCII delimiters: char boundaries.
+            // Group bounds are char boundaries (the engine's, or next to ASCII delimiters).
             out.push((name.clone(), Value::Str(Text::new(text.get(a..b).unwrap_or_default()))));
         }
-        Ok(out)
     }
+}
+
+/// The rest of the line from `from`: what a trailing `(.*)$` matches.
+fn rest_of_line(text: &str, from: usize) -> (usize, usize) {
+    let rest = text.as_bytes().get(from..).unwrap_or_default();
+    (from, from + memchr::memchr(b'\n', rest).unwrap_or(rest.len()))
 }
 
 #[cfg(test)]
