@@ -18,7 +18,8 @@
 //! - [`http`]: health and metrics endpoints (`HTTP_Server On`).
 //! - [`engine`]: the pipeline thread (parse → filters → route → outputs),
 //!   flush ticks, and shutdown that follows the data.
-//! - [`record`], [`stats`], [`ratelimit`], [`zone`]: the shared vocabulary.
+//! - [`record`], [`stats`], [`ratelimit`], [`zone`]: the shared vocabulary;
+//!   `swar`: byte searches a word at a time (JSON in and out).
 
 pub mod config;
 pub mod engine;
@@ -30,6 +31,7 @@ pub mod parser;
 pub mod ratelimit;
 pub mod record;
 pub mod stats;
+mod swar;
 pub mod zone;
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 use super::print::{push_fixed, push_g16, push_int};
 use crate::record::{Map, Value};
+use crate::swar;
 
 /// Append `v` as JSON.
 pub(crate) fn push_value(out: &mut Vec<u8>, v: &Value) {
@@ -69,24 +70,10 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
 }
 
-/// The high bit of each byte of `w` (little-endian) that needs escaping,
-/// possibly with false ones *above* a true one: the lowest set bit is
-/// always exact (a borrow only propagates upwards from a true match, and
-/// bytes >= 0x80 are masked out by `!w`).
+/// The bytes of `w` that need escaping (see [`crate::swar`]).
 #[inline]
 fn escape_mask(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    below_space | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | zero(w ^ (ONES * 0x7f))
-}
-
-#[inline]
-fn load(bytes: &[u8], at: usize) -> Option<u64> {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(bytes.get(at..at + 8)?);
-    Some(u64::from_le_bytes(word))
+    swar::below(w, 0x20) | swar::eq(w, b'"') | swar::eq(w, b'\\') | swar::eq(w, 0x7f)
 }
 
 /// The first byte of `bytes[i..]` that needs escaping, 8 bytes at a time.
@@ -95,8 +82,8 @@ fn load(bytes: &[u8], at: usize) -> Option<u64> {
 #[inline]
 fn next_escape(bytes: &[u8], mut i: usize) -> Option<usize> {
     const PAD: u64 = u64::from_le_bytes([b'a'; 8]);
-    let first = |m: u64, at: usize| (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize);
-    while let Some(w) = load(bytes, i) {
+    let first = |m: u64, at: usize| (m != 0).then(|| at + swar::first(m));
+    while let Some(w) = swar::load(bytes, i) {
         if let Some(at) = first(escape_mask(w), i) {
             return Some(at);
         }
@@ -109,7 +96,7 @@ fn next_escape(bytes: &[u8], mut i: usize) -> Option<usize> {
         Some(last) => {
             // 1..=7 bytes of the last word were checked before.
             let skip = 8 * (i - last) as u32;
-            first(escape_mask(load(bytes, last)? >> skip | PAD << (64 - skip)), i)
+            first(escape_mask(swar::load(bytes, last)? >> skip | PAD << (64 - skip)), i)
         }
         None => bytes.get(i..)?.iter().position(|&b| needs_escape(b)).map(|n| i + n),
     }

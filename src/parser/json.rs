@@ -20,29 +20,23 @@ use memchr::memchr2;
 
 use super::ParseFailure;
 use crate::record::{lossy_text, Map, Text, Value};
+use crate::swar;
 
 /// Deepest nesting accepted (the top-level object is depth 1).
 pub const MAX_DEPTH: usize = 64;
 
 /// The first `"` or `\` in `s`. JSON strings in access logs are mostly
 /// shorter than 32 bytes, where memchr's vector set-up costs more than the
-/// search: the first 32 bytes are scanned 8 at a time in a u64 (a byte
-/// equal to `c` is a zero byte of `w ^ c`, found with the borrow trick,
-/// exact for the lowest one), the rest with memchr.
+/// search: the first 32 bytes are scanned 8 at a time ([`crate::swar`]),
+/// the rest with memchr.
 #[inline]
 fn quote_or_backslash(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let mut i = 0;
     while i < 32 {
-        let Some(chunk) = s.get(i..i + 8) else { break };
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let hits = zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\')));
+        let Some(w) = swar::load(s, i) else { break };
+        let hits = swar::eq(w, b'"') | swar::eq(w, b'\\');
         if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
+            return Some(i + swar::first(hits));
         }
         i += 8;
     }

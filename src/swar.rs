@@ -1,0 +1,35 @@
+//! Byte searches 8 bytes at a time in a `u64` ("SIMD within a register"),
+//! for the short strings of access logs where a vector search costs more to
+//! set up than it saves. Masks have the high bit set in each matching byte;
+//! a borrow only runs upwards from a true match, so bits above the lowest
+//! may be false but the lowest set bit is always exact: [`first`] is.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The 8 bytes at `at`, little-endian (byte `at` lowest).
+#[inline]
+pub(crate) fn load(bytes: &[u8], at: usize) -> Option<u64> {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes.get(at..at + 8)?);
+    Some(u64::from_le_bytes(word))
+}
+
+/// Bytes of `w` equal to `b`.
+#[inline]
+pub(crate) fn eq(w: u64, b: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(b));
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// Bytes of `w` below `n` (`n <= 0x80`).
+#[inline]
+pub(crate) fn below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH
+}
+
+/// Index of the first matching byte of a non-zero mask.
+#[inline]
+pub(crate) fn first(mask: u64) -> usize {
+    (mask.trailing_zeros() / 8) as usize
+}
