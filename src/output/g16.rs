@@ -18,17 +18,10 @@
 /// Append `%.16g` of `v` if the fast path applies; `false` leaves `out`
 /// untouched.
 pub(crate) fn push_g16_short(out: &mut Vec<u8>, v: f64) -> bool {
-    let bits = v.to_bits();
-    let biased = ((bits >> 52) & 0x7ff) as i32;
     // Zero, subnormals, infinities and NaN take the exact path.
-    if biased == 0 || biased == 0x7ff {
+    let Some((mantissa, neg_e2)) = super::print::binary(v).filter(|&(_, k)| (1..=126).contains(&k)) else {
         return false;
-    }
-    let mantissa = u128::from((bits & ((1u64 << 52) - 1)) | (1u64 << 52));
-    let neg_e2 = 1075 - biased;
-    if !(1..=126).contains(&neg_e2) {
-        return false;
-    }
+    };
     let mut buf = ryu::Buffer::new();
     let Some(s) = Shortest::read(buf.format_finite(v).as_bytes()) else {
         return false;

@@ -49,19 +49,9 @@ pub(crate) fn push_fixed(out: &mut Vec<u8>, v: f64, prec: usize) {
 /// half to even (as glibc and Rust round ties) in `u128`; then printed as
 /// integer and zero-padded fraction. Anything else takes the exact path.
 fn push_fixed_exact(out: &mut Vec<u8>, v: f64, prec: usize) -> bool {
-    if prec > 18 {
+    let Some((mantissa, k)) = binary(v).filter(|&(_, k)| (1..=127).contains(&k) && prec <= 18) else {
         return false;
-    }
-    let bits = v.to_bits();
-    let biased = ((bits >> 52) & 0x7ff) as i32;
-    if biased == 0 || biased == 0x7ff {
-        return false;
-    }
-    let k = 1075 - biased;
-    if !(1..=127).contains(&k) {
-        return false;
-    }
-    let mantissa = u128::from((bits & ((1u64 << 52) - 1)) | (1u64 << 52));
+    };
     let scale = 10u64.pow(prec as u32);
     // < 2^53 · 10^18 < 2^113.
     let scaled = mantissa * u128::from(scale);
@@ -86,6 +76,17 @@ fn push_fixed_exact(out: &mut Vec<u8>, v: f64, prec: usize) -> bool {
         out.extend_from_slice(&digits[..prec]);
     }
     true
+}
+
+/// A normal double as `±M·2^-k` (`M` with its implicit leading bit);
+/// `None` for zero, subnormals, infinities and NaN.
+pub(crate) fn binary(v: f64) -> Option<(u128, i32)> {
+    let bits = v.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 || biased == 0x7ff {
+        return None;
+    }
+    Some((u128::from((bits & ((1u64 << 52) - 1)) | (1u64 << 52)), 1075 - biased))
 }
 
 /// `printf("%.16g", v)`: 16 significant digits, trailing zeros removed,
