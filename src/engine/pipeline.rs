@@ -119,7 +119,7 @@ impl Pipeline {
         let s = &input.settings;
         for m in &batch.msgs {
             let bytes = batch.message(m);
-            let mut rec = match input.parser.parse(bytes, ctx) {
+            let mut rec = match input.parser.parse_keeping(bytes, ctx, input.keep.as_ref()) {
                 Ok(p) => Record::new(s.tag.clone(), p.time.unwrap_or(batch.received_at), p.fields),
                 Err(why) => {
                     warn_limited!(

@@ -15,11 +15,14 @@ use crate::filter::{BuildContext, Filter};
 use crate::input::SyslogSettings;
 use crate::output::{Output, OutputContext};
 use crate::parser::{Parser, ParserRegistry};
+use crate::record::reads::{KeySet, Reads};
 use crate::stats::{FilterCounters, InputCounters, OutputCounters};
 
 pub struct InputPlan {
     pub settings: SyslogSettings,
     pub parser: Arc<Parser>,
+    /// The only fields its JSON parser builds (see `record::reads`).
+    pub keep: Option<KeySet>,
     pub counters: Arc<InputCounters>,
 }
 
@@ -45,6 +48,9 @@ pub struct Plan {
     pub outputs: Vec<OutputInstance>,
     /// Things that work but are probably not what the user wants.
     pub warnings: Vec<String>,
+    /// The fields the filters and outputs read: JSON parsers build only
+    /// these when it is not `All`.
+    pub reads: Reads,
 }
 
 /// Parsers every gatelog has, unless the user's files define the same name:
@@ -100,7 +106,7 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
                         }
                     };
                     if let Some(parser) = parser {
-                        inputs.push(InputPlan { settings, parser, counters: Arc::default() });
+                        inputs.push(InputPlan { settings, parser, keep: None, counters: Arc::default() });
                     }
                 }
                 Err(e) => errors.extend(e),
@@ -170,6 +176,7 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
     }
 
     confine_and_warn(&inputs, &filters, &mut outputs, &mut warnings);
+    let reads = project(&mut inputs, &mut filters, &outputs);
 
     if inputs.is_empty() && errors.is_empty() {
         errors.push(
@@ -180,9 +187,29 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
         warnings.push("the configuration has no [OUTPUT]: every record is counted as unrouted and discarded".into());
     }
     match service {
-        Some(service) if errors.is_empty() => Ok(Plan { service, inputs, filters, outputs, warnings }),
+        Some(service) if errors.is_empty() => Ok(Plan { service, inputs, filters, outputs, warnings, reads }),
         _ => Err(ConfigErrors(errors)),
     }
+}
+
+/// What the filters and outputs read, whatever their Match (records
+/// re-tagged by rewrite_tag run the chain again), and the JSON parsers
+/// narrowed to it when it is a list of keys.
+fn project(inputs: &mut [InputPlan], filters: &mut [FilterInstance], outputs: &[OutputInstance]) -> Reads {
+    let reads = filters
+        .iter()
+        .map(|f| f.filter.reads())
+        .chain(outputs.iter().map(|o| o.output.reads()))
+        .fold(Reads::nothing(), Reads::union);
+    if let Reads::Keys(keys) = &reads {
+        for i in inputs.iter_mut() {
+            i.keep = i.parser.projection(keys);
+        }
+        for f in filters.iter_mut() {
+            f.filter.project(keys);
+        }
+    }
+    reads
 }
 
 /// Tag-as-path outputs are confined to the fixed directories in front of
@@ -238,4 +265,64 @@ fn confine_and_warn(
         o.output.confine_tags_to(&roots);
     }
     warnings.dedup();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::classic;
+    use crate::parser::ParseContext;
+    use crate::record::{Map, Record, Timestamp, Value};
+
+    fn plan(stages: &str) -> Plan {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fluent-bit-sidecar");
+        let text = format!(
+            "[INPUT]\n    Name syslog\n    Tag kube.x\n    Path /tmp/never-bound.sock\n    Parser rfc3164\n\
+             [FILTER]\n    Name parser\n    Match kube.*\n    Key_Name message\n    Reserve_Data true\n    Parser json\n{stages}"
+        );
+        let doc = classic::read_str(&text, &fixtures.join("t.conf"), &fixtures).unwrap();
+        build(&classic::load(doc, &[]).unwrap()).unwrap()
+    }
+
+    /// The record the JSON parser filter (the first filter) makes of a message.
+    fn parsed(p: &mut Plan) -> Vec<(String, Value)> {
+        let mut fields = Map::new();
+        fields.push("message", Value::from(r#"{"vhost":"a","uri":"/x","ua":"b","n":{"k":[1]},"uri":"/y"}"#));
+        let rec = Record::new("kube.x".into(), Timestamp::new(0, 0), fields);
+        let (mut out, mut emitted) = (Vec::new(), Vec::new());
+        let ctx = ParseContext { now: Timestamp::new(0, 0), zone: crate::zone::Zone::Utc };
+        p.filters[0].filter.apply(rec, &mut out, &mut emitted, &FilterCounters::default(), &ctx);
+        out[0].fields.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect()
+    }
+
+    #[test]
+    fn json_parsers_build_only_what_filters_and_outputs_read() {
+        let mut p = plan(
+            "[FILTER]\n    Name rewrite_tag\n    Match kube.*\n    Rule $vhost ^(.*)$ /logs/$1/$n['k'].log false\n\
+             [OUTPUT]\n    Name file\n    Match /logs/*\n    Format template\n    Template {time} {uri} {status}\n\
+             [OUTPUT]\n    Name null\n    Match kube.*\n",
+        );
+        assert_eq!(p.reads, Reads::keys(["message", "vhost", "n", "uri", "status"]));
+        let got = parsed(&mut p);
+        let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        // Both `uri`s and the whole nested value; `message` itself is not kept (no Preserve_Key).
+        assert_eq!(keys, ["vhost", "uri", "n", "uri"]);
+        assert_eq!(got[3].1, Value::from("/y"));
+    }
+
+    #[test]
+    fn one_stage_reading_the_whole_record_decodes_everything() {
+        for stages in [
+            "[OUTPUT]\n    Name stdout\n    Match *\n",
+            "[OUTPUT]\n    Name file\n    Match *\n    Format plain\n",
+            "[FILTER]\n    Name lua\n    Match *\n    script create-log-file-path.lua\n    call create_log_file_path\n\
+             [OUTPUT]\n    Name null\n    Match *\n",
+        ] {
+            let mut p = plan(stages);
+            assert_eq!(p.reads, Reads::All, "{stages}");
+            assert_eq!(parsed(&mut p).len(), 5, "{stages}");
+        }
+    }
 }

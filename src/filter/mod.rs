@@ -8,10 +8,12 @@ pub mod lua;
 pub mod parser;
 pub mod rewrite_tag;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::config::{ConfigError, Section};
 use crate::parser::{ParseContext, ParserRegistry};
+use crate::record::reads::Reads;
 use crate::record::Record;
 use crate::stats::FilterCounters;
 
@@ -53,6 +55,22 @@ impl Filter {
             Filter::Parser(_) => "parser",
             Filter::Lua(_) => "lua",
             Filter::RewriteTag(_) => "rewrite_tag",
+        }
+    }
+
+    /// The top-level fields this filter reads (see `record::reads`).
+    pub fn reads(&self) -> Reads {
+        match self {
+            Filter::Parser(f) => f.reads(),
+            Filter::Lua(_) => Reads::All,
+            Filter::RewriteTag(f) => f.reads(),
+        }
+    }
+
+    /// Let the JSON parsers of this filter build only `reads`.
+    pub fn project(&mut self, reads: &BTreeSet<String>) {
+        if let Filter::Parser(f) = self {
+            f.project(reads);
         }
     }
 

@@ -8,6 +8,7 @@
 //! Difference: `Preserve_Key` is honoured without `Reserve_Data` too (as in
 //! current Fluent Bit); 1.8 ignored it there.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::config::schema::{check_keys, OptionSpec, COMMON_FILTER};
@@ -15,6 +16,7 @@ use crate::config::units::prop_bool;
 use crate::config::{ConfigError, Section};
 use crate::parser::{ParseContext, Parser, ParserRegistry};
 use crate::ratelimit::RateLimiter;
+use crate::record::reads::{KeySet, Reads};
 use crate::record::{Record, Value};
 use crate::stats::FilterCounters;
 use crate::warn_limited;
@@ -30,6 +32,8 @@ const OPTIONS: &[OptionSpec] = &[
 pub struct ParserFilter {
     key: String,
     parsers: Vec<Arc<Parser>>,
+    /// Per parser, the only keys it builds (see `record::reads`).
+    keep: Vec<Option<KeySet>>,
     preserve_key: bool,
     reserve_data: bool,
     failures: RateLimiter,
@@ -75,6 +79,7 @@ impl ParserFilter {
         }
         Ok(ParserFilter {
             key: key.unwrap_or_default(),
+            keep: vec![None; parsers.len()],
             parsers,
             preserve_key,
             reserve_data,
@@ -82,9 +87,21 @@ impl ParserFilter {
         })
     }
 
+    /// It reads its `Key_Name`.
+    pub fn reads(&self) -> Reads {
+        Reads::keys([self.key.as_str()])
+    }
+
+    /// Build only the fields the pipeline's stages read.
+    pub fn project(&mut self, reads: &BTreeSet<String>) {
+        self.keep = self.parsers.iter().map(|p| p.projection(reads)).collect();
+    }
+
     pub fn apply(&self, mut rec: Record, out: &mut Vec<Record>, counters: &FilterCounters, ctx: &ParseContext) {
         let parsed = match rec.fields.get_last(&self.key) {
-            Some(Value::Str(text)) => self.parsers.iter().find_map(|p| p.parse_text(text, ctx).ok()),
+            Some(Value::Str(text)) => {
+                self.parsers.iter().zip(&self.keep).find_map(|(p, k)| p.parse_text(text, ctx, k.as_ref()).ok())
+            }
             _ => {
                 out.push(rec);
                 return;

@@ -19,6 +19,7 @@ use crate::config::schema::{check_keys, OptionSpec, COMMON_FILTER};
 use crate::config::units::parse_bool;
 use crate::config::{ConfigError, Property, Section};
 use crate::record::accessor::Accessor;
+use crate::record::reads::Reads;
 use crate::record::{Record, Text, Value};
 use crate::stats::FilterCounters;
 
@@ -247,6 +248,19 @@ impl RewriteTag {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The rules' KEYs and the fields their NEW_TAGs print.
+    pub fn reads(&self) -> Reads {
+        let mut keys = Vec::new();
+        for r in &self.rules {
+            keys.push(r.key.key.as_str());
+            keys.extend(r.new_tag.parts.iter().filter_map(|p| match p {
+                Part::Field(a) => Some(a.key.as_str()),
+                _ => None,
+            }));
+        }
+        Reads::keys(keys)
     }
 
     /// Push the record to `out` (it continues under its tag) and/or its

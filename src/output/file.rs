@@ -26,6 +26,7 @@ use crate::config::schema::OptionSpec;
 use crate::config::units::{prop_bool, prop_size, prop_u64};
 use crate::config::{ConfigError, Property, Section};
 use crate::ratelimit::RateLimiter;
+use crate::record::reads::Reads;
 use crate::record::Record;
 use crate::stats::OutputCounters;
 use crate::warn_limited;
@@ -172,6 +173,11 @@ impl FileOutput {
 
     pub(crate) fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    /// The fields its lines print (paths come from the tag and the time).
+    pub(crate) fn reads(&self) -> Reads {
+        self.format.reads()
     }
 
     pub(crate) fn tag_is_path(&self) -> bool {

@@ -13,6 +13,7 @@ use super::print::{push_object, push_quoted, push_time};
 use super::template::Template;
 use crate::config::units::prop_bool;
 use crate::config::{ConfigError, Property, Section};
+use crate::record::reads::Reads;
 use crate::record::Record;
 use std::io::Write;
 
@@ -79,6 +80,14 @@ impl Format {
         match format {
             Some(f) if errors.is_empty() => Ok(f),
             _ => Err(errors),
+        }
+    }
+
+    /// The fields a line prints: a template's keys, or every field.
+    pub fn reads(&self) -> Reads {
+        match self {
+            Format::Template(t) => t.reads(),
+            _ => Reads::All,
         }
     }
 

@@ -32,6 +32,7 @@ pub use template::Template;
 
 use crate::config::schema::{check_keys, OptionSpec, COMMON_OUTPUT};
 use crate::config::{ConfigError, Section};
+use crate::record::reads::Reads;
 use crate::record::Record;
 use crate::stats::OutputCounters;
 use crate::zone::Zone;
@@ -134,6 +135,16 @@ impl Output {
     pub fn confine_tags_to(&mut self, roots: &[String]) {
         if let Kind::File(f) = &mut self.kind {
             f.set_tag_roots(roots);
+        }
+    }
+
+    /// The top-level fields it reads (see `record::reads`): a file
+    /// template's keys; everything for the other formats and stdout.
+    pub fn reads(&self) -> Reads {
+        match &self.kind {
+            Kind::File(f) => f.reads(),
+            Kind::Stdout(_) => Reads::All,
+            Kind::Null => Reads::nothing(),
         }
     }
 

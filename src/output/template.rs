@@ -18,6 +18,7 @@
 //!   literal; a newline ends every line.
 
 use super::print::{push_object, push_time};
+use crate::record::reads::Reads;
 use crate::record::Record;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +76,14 @@ impl Template {
         lit.push(b'\n');
         segments.push(Segment::Literal(lit));
         Template { segments }
+    }
+
+    /// The fields it prints (the event time is not a field).
+    pub fn reads(&self) -> Reads {
+        Reads::keys(self.segments.iter().filter_map(|s| match s {
+            Segment::Field { key, .. } => Some(key.as_str()),
+            _ => None,
+        }))
     }
 
     /// Append one line for `rec`, newline included.

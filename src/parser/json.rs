@@ -14,11 +14,15 @@
 //! - nesting deeper than [`MAX_DEPTH`] is refused, bounding the recursion.
 //!
 //! Hot path: a string without escapes is copied once (one UTF-8 check, one
-//! allocation); escapes go through one reused scratch buffer.
+//! allocation); escapes go through one reused scratch buffer. Given a
+//! [`KeySet`], only the top-level pairs with those keys are built: every
+//! other value is checked with the same grammar and skipped, so an input is
+//! accepted or refused exactly as by the full decode.
 
 use memchr::memchr2;
 
 use super::ParseFailure;
+use crate::record::reads::KeySet;
 use crate::record::{lossy_text, Map, Text, Value};
 use crate::swar;
 
@@ -48,13 +52,14 @@ fn quote_or_backslash(s: &[u8]) -> Option<usize> {
 const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /// Decode `input` as one JSON object, surrounded by optional whitespace.
-pub(crate) fn parse_object(input: &[u8]) -> Result<Vec<(Text, Value)>, ParseFailure> {
-    object(Json::new(input))
+/// With `keep`, only the top-level pairs whose key it holds are returned.
+pub(crate) fn parse_object(input: &[u8], keep: Option<&KeySet>) -> Result<Vec<(Text, Value)>, ParseFailure> {
+    object(Json { keep, ..Json::new(input) })
 }
 
 /// [`parse_object`] of a string (no UTF-8 check needed).
-pub(crate) fn parse_object_str(input: &str) -> Result<Vec<(Text, Value)>, ParseFailure> {
-    object(Json { b: input.as_bytes(), text: Some(input), pos: 0, scratch: Vec::new() })
+pub(crate) fn parse_object_str(input: &str, keep: Option<&KeySet>) -> Result<Vec<(Text, Value)>, ParseFailure> {
+    object(Json { b: input.as_bytes(), text: Some(input), pos: 0, scratch: Vec::new(), keep })
 }
 
 fn object(mut p: Json<'_>) -> Result<Vec<(Text, Value)>, ParseFailure> {
@@ -89,6 +94,8 @@ struct Json<'a> {
     text: Option<&'a str>,
     pos: usize,
     scratch: Vec<u8>,
+    /// The top-level keys to build; `None`: all.
+    keep: Option<&'a KeySet>,
 }
 
 /// Internal: the reason is not needed, every syntax error is `InvalidJson`.
@@ -98,7 +105,7 @@ type R<T> = Result<T, Bad>;
 
 impl<'a> Json<'a> {
     fn new(b: &'a [u8]) -> Self {
-        Json { b, text: crate::record::utf8(b), pos: 0, scratch: Vec::new() }
+        Json { b, text: crate::record::utf8(b), pos: 0, scratch: Vec::new(), keep: None }
     }
 
     #[inline]
@@ -174,18 +181,110 @@ impl<'a> Json<'a> {
             self.pos += 1;
             return Ok(pairs);
         }
+        let keep = if depth == 1 { self.keep } else { None };
         loop {
             self.expect(b'"')?;
-            let key = self.string()?;
+            let key = match keep {
+                None => Some(self.string()?),
+                Some(k) => self.wanted_key(k)?,
+            };
             self.expect(b':')?;
-            let v = self.value(depth + 1)?;
-            pairs.push((key, v));
+            match key {
+                Some(key) => {
+                    let v = self.value(depth + 1)?;
+                    pairs.push((key, v));
+                }
+                None => self.skip(depth + 1)?,
+            }
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
                     return Ok(pairs);
+                }
+                _ => return Err(Bad),
+            }
+        }
+    }
+
+    /// After a key's opening quote: the key if `keep` holds it, else `None`
+    /// with the key consumed. A key without escapes in valid UTF-8 is
+    /// compared where it lies, without building it.
+    fn wanted_key(&mut self, keep: &KeySet) -> R<Option<Text>> {
+        let start = self.pos;
+        let rest = self.b.get(start..).ok_or(Bad)?;
+        let at = quote_or_backslash(rest).ok_or(Bad)?;
+        if let (Some(text), Some(b'"')) = (self.text, rest.get(at)) {
+            self.pos = start + at + 1;
+            // Quotes are ASCII, so a valid input splits into valid strings.
+            return Ok(keep.contains(&rest[..at]).then(|| Text::new(text.get(start..start + at).unwrap_or_default())));
+        }
+        let key = self.string()?;
+        Ok(keep.contains(key.as_bytes()).then_some(key))
+    }
+
+    /// Check one value with [`Json::value`]'s grammar and depth limit,
+    /// building nothing.
+    fn skip(&mut self, depth: usize) -> R<()> {
+        self.ws();
+        let c = self.peek().ok_or(Bad)?;
+        if matches!(c, b'{' | b'[') && depth > MAX_DEPTH {
+            return Err(Bad);
+        }
+        match c {
+            b'"' => {
+                self.pos += 1;
+                self.skip_string()
+            }
+            b'{' | b'[' => {
+                self.pos += 1;
+                let close = if c == b'{' { b'}' } else { b']' };
+                self.ws();
+                if self.peek() == Some(close) {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    if c == b'{' {
+                        self.expect(b'"')?;
+                        self.skip_string()?;
+                        self.expect(b':')?;
+                    }
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(x) if x == close => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(Bad),
+                    }
+                }
+            }
+            // Literals and numbers are short: decoded and dropped, so the
+            // grammar is the decoder's own.
+            _ => self.value(depth).map(drop),
+        }
+    }
+
+    /// After the opening quote: [`Json::string`]'s grammar (the escapes
+    /// [`Json::escaped_tail`] accepts), nothing built.
+    fn skip_string(&mut self) -> R<()> {
+        loop {
+            let rest = self.b.get(self.pos..).ok_or(Bad)?;
+            let at = self.pos + quote_or_backslash(rest).ok_or(Bad)?;
+            self.pos = at + 1;
+            if self.b.get(at) == Some(&b'"') {
+                return Ok(());
+            }
+            let c = self.peek().ok_or(Bad)?;
+            self.pos += 1;
+            match c {
+                b'"' | b'\\' | b'/' | b'n' | b't' | b'r' | b'b' | b'f' => {}
+                b'u' => {
+                    self.unicode_escape()?;
                 }
                 _ => return Err(Bad),
             }
@@ -221,47 +320,46 @@ impl<'a> Json<'a> {
     /// one correctly rounded division of two exact doubles). Anything else
     /// goes to the standard library's parser.
     fn number(&mut self) -> R<Value> {
+        let b = self.b;
         let start = self.pos;
-        let neg = self.peek() == Some(b'-');
-        if neg {
-            self.pos += 1;
-        }
-        // Digits up to 18 are accumulated; `n` counts them all.
+        let neg = b.get(start) == Some(&b'-');
+        // All the digits, integer and fraction, are accumulated (wrapping):
+        // the sum is used only when there are few enough of them to be exact.
         let mut mantissa: u64 = 0;
-        let mut n = 0usize;
-        let mut digits = |p: &mut Self| -> usize {
-            let s = p.pos;
-            while let Some(d) = p.peek().filter(u8::is_ascii_digit) {
-                if n < 18 {
-                    mantissa = mantissa * 10 + u64::from(d - b'0');
-                }
-                n += 1;
-                p.pos += 1;
+        let mut i = start + usize::from(neg);
+        let digits = |i: &mut usize, mantissa: &mut u64| -> usize {
+            let s = *i;
+            while let Some(d) = b.get(*i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+                *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+                *i += 1;
             }
-            p.pos - s
+            *i - s
         };
-        if digits(self) == 0 {
+        let int_digits = digits(&mut i, &mut mantissa);
+        if int_digits == 0 {
             return Err(Bad);
         }
         let mut fraction = None;
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            match digits(self) {
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            match digits(&mut i, &mut mantissa) {
                 0 => return Err(Bad),
                 f => fraction = Some(f),
             }
         }
         let mut exponent = false;
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.pos += 1;
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
             exponent = true;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.pos += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
             }
-            if digits(self) == 0 {
+            if digits(&mut i, &mut 0) == 0 {
                 return Err(Bad);
             }
         }
+        self.pos = i;
+        let n = int_digits + fraction.unwrap_or(0);
         match (fraction, exponent) {
             (None, false) if n <= 18 => {
                 let i = mantissa as i64; // < 10^18 < 2^63
@@ -275,7 +373,7 @@ impl<'a> Json<'a> {
             _ => {}
         }
         // Only ASCII digits and signs were consumed: always valid UTF-8.
-        let text = std::str::from_utf8(self.b.get(start..self.pos).ok_or(Bad)?).map_err(|_| Bad)?;
+        let text = std::str::from_utf8(b.get(start..i).ok_or(Bad)?).map_err(|_| Bad)?;
         if fraction.is_none() && !exponent {
             if let Ok(i) = text.parse::<i64>() {
                 return Ok(Value::Int(i));
@@ -381,7 +479,7 @@ mod tests {
     use super::*;
 
     fn obj(s: &[u8]) -> Vec<(Text, Value)> {
-        parse_object(s).unwrap()
+        parse_object(s, None).unwrap()
     }
 
     fn s(v: &str) -> Value {
@@ -469,9 +567,9 @@ mod tests {
 
     #[test]
     fn failures_are_classified() {
-        assert_eq!(parse_object(b"[1,2]"), Err(ParseFailure::NotAnObject));
-        assert_eq!(parse_object(b" \"str\" "), Err(ParseFailure::NotAnObject));
-        assert_eq!(parse_object(b"42"), Err(ParseFailure::NotAnObject));
+        assert_eq!(parse_object(b"[1,2]", None), Err(ParseFailure::NotAnObject));
+        assert_eq!(parse_object(b" \"str\" ", None), Err(ParseFailure::NotAnObject));
+        assert_eq!(parse_object(b"42", None), Err(ParseFailure::NotAnObject));
         for bad in [
             &b"{\"a\":1}{\"b\":2}"[..],
             b"",
@@ -489,7 +587,7 @@ mod tests {
             b"{a:1}",
             b"[1,2",
         ] {
-            assert_eq!(parse_object(bad), Err(ParseFailure::InvalidJson), "{}", String::from_utf8_lossy(bad));
+            assert_eq!(parse_object(bad, None), Err(ParseFailure::InvalidJson), "{}", String::from_utf8_lossy(bad));
         }
     }
 
@@ -518,12 +616,65 @@ mod tests {
     }
 
     #[test]
+    fn decoding_some_keys_accepts_and_refuses_like_decoding_all() {
+        let keep = KeySet::new(["uri", "a", "k\u{e9}", ""]);
+        let seeds: [&[u8]; 6] = [
+            br#"{"time":"2026-11-23T16:30:00+09:00","uri":"/a?b=\"c\"","status":200,"rt":0.012,"a":[1,{"x":"y"}]}"#,
+            br#"{"k\u00e9":"v\ud83d\ude00","o":{"uri":"nested"},"uri":"x","uri":"dup","n":null,"t":true,"f":false}"#,
+            br#" { "" : "" , "e" : -1.5E+3 , "s" : "\\\/\b\f\n\r\t" , "a" : { } , "z" : [ ] } "#,
+            b"{\"raw\":\"caf\xe9\",\"uri\":\"\xff\",\"k\xc3\xa9\":1}",
+            br#"{"deep":[[[[[[[[{"a":[[[["x"]]]]}]]]]]]]],"a":"\u12ab\uD800\u0041"}"#,
+            br#"{"user_agent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0","a":1}"#,
+        ];
+        let alphabet = b"\"\\{}[],:0123456789-+.eEu aA\xe9\xff";
+        let mut next = crate::testing::xorshift(0x5EED_0FC0_FFEE);
+        let mut checked = [0usize; 2];
+        for i in 0..200_000 {
+            let mut input = seeds[i % seeds.len()].to_vec();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % (input.len() + 1);
+                let c = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 if at < input.len() => {
+                        input.remove(at);
+                    }
+                    1 if at < input.len() => input[at] = c,
+                    _ => input.insert(at, c),
+                }
+            }
+            let full = parse_object(&input, None);
+            let part = parse_object(&input, Some(&keep));
+            match (&full, &part) {
+                (Ok(f), Ok(p)) => {
+                    let want: Vec<_> = f.iter().filter(|(k, _)| keep.contains(k.as_bytes())).cloned().collect();
+                    assert_eq!(*p, want, "{}", String::from_utf8_lossy(&input));
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b, "{}", String::from_utf8_lossy(&input)),
+                _ => panic!("{}: {full:?} vs {part:?}", String::from_utf8_lossy(&input)),
+            }
+            if let Ok(text) = std::str::from_utf8(&input) {
+                assert_eq!(parse_object_str(text, Some(&keep)), part);
+            }
+            checked[usize::from(full.is_ok())] += 1;
+        }
+        // Both outcomes are exercised.
+        assert!(checked[0] > 20_000 && checked[1] > 20_000, "{checked:?}");
+    }
+
+    #[test]
     fn depth_is_bounded() {
         let ok = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
-        assert!(parse_object(ok.as_bytes()).is_ok());
+        assert!(parse_object(ok.as_bytes(), None).is_ok());
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert_eq!(parse_object(deep.as_bytes()), Err(ParseFailure::InvalidJson));
+        assert_eq!(parse_object(deep.as_bytes(), None), Err(ParseFailure::InvalidJson));
         let huge = "[".repeat(100_000);
-        assert_eq!(parse_object(huge.as_bytes()), Err(ParseFailure::InvalidJson));
+        assert_eq!(parse_object(huge.as_bytes(), None), Err(ParseFailure::InvalidJson));
+        // The same limit when the deep value is only checked, not built.
+        let keep = KeySet::new(["b"]);
+        assert!(parse_object(ok.as_bytes(), Some(&keep)).is_ok());
+        assert_eq!(parse_object(deep.as_bytes(), Some(&keep)), Err(ParseFailure::InvalidJson));
+        let deep_map = format!("{{\"a\":{}1{}}}", "{\"k\":".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+        assert_eq!(parse_object(deep_map.as_bytes(), Some(&keep)), Err(ParseFailure::InvalidJson));
+        assert_eq!(parse_object(format!("{{\"a\":{huge}}}").as_bytes(), Some(&keep)), Err(ParseFailure::InvalidJson));
     }
 }

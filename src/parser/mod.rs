@@ -15,10 +15,12 @@
 //! intact with `time: None` and its time field in place (Fluent Bit's regex
 //! parser drops that field; gatelog keeps the data, as its JSON parser does).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, Section};
 use crate::ratelimit::RateLimiter;
+use crate::record::reads::KeySet;
 use crate::record::{Map, Text, Timestamp, Value};
 use crate::zone::Zone;
 
@@ -143,17 +145,48 @@ impl Parser {
     }
 
     pub fn parse(&self, input: &[u8], ctx: &ParseContext) -> Result<Parsed, ParseFailure> {
-        self.parse_checked(input, None, ctx)
+        self.parse_checked(input, None, ctx, None)
+    }
+
+    /// [`Parser::parse`] that builds only the fields `keep` holds (a
+    /// [`Parser::projection`] of this parser).
+    pub fn parse_keeping(
+        &self,
+        input: &[u8],
+        ctx: &ParseContext,
+        keep: Option<&KeySet>,
+    ) -> Result<Parsed, ParseFailure> {
+        self.parse_checked(input, None, ctx, keep)
     }
 
     /// Parse a value that is already a string (the `parser` filter's field):
     /// the JSON and regex parsers then skip their UTF-8 check of the input.
-    pub fn parse_text(&self, text: &str, ctx: &ParseContext) -> Result<Parsed, ParseFailure> {
-        self.parse_checked(text.as_bytes(), Some(text), ctx)
+    pub fn parse_text(&self, text: &str, ctx: &ParseContext, keep: Option<&KeySet>) -> Result<Parsed, ParseFailure> {
+        self.parse_checked(text.as_bytes(), Some(text), ctx, keep)
     }
 
-    /// `text`, when given, is `input` known to be valid UTF-8.
-    fn parse_checked(&self, input: &[u8], text: Option<&str>, ctx: &ParseContext) -> Result<Parsed, ParseFailure> {
+    /// The keys this parser must build for a pipeline whose stages read only
+    /// `reads` (see `record::reads`): `None` when it builds everything anyway
+    /// (only the JSON format skips fields, and not when `Decode_Field` rules
+    /// rewrite them). The `Time_Key` is always built when a `Time_Format`
+    /// reads it.
+    pub fn projection(&self, reads: &BTreeSet<String>) -> Option<KeySet> {
+        if !matches!(self.format, Format::Json) || !self.decoders.is_empty() {
+            return None;
+        }
+        let time_key = self.time.format.is_some().then_some(self.time.key.as_str());
+        Some(KeySet::new(reads.iter().map(String::as_str).chain(time_key)))
+    }
+
+    /// `text`, when given, is `input` known to be valid UTF-8; `keep`, when
+    /// given, the only top-level JSON keys to build.
+    fn parse_checked(
+        &self,
+        input: &[u8],
+        text: Option<&str>,
+        ctx: &ParseContext,
+        keep: Option<&KeySet>,
+    ) -> Result<Parsed, ParseFailure> {
         let (mut fields, time) = match &self.format {
             Format::Rfc3164 => {
                 let key = self.time.keep.then_some(self.time.key.as_str());
@@ -168,8 +201,8 @@ impl Parser {
                         None => r.fields(input)?,
                     },
                     Format::Json => match text {
-                        Some(t) => json::parse_object_str(t)?,
-                        None => json::parse_object(input)?,
+                        Some(t) => json::parse_object_str(t, keep)?,
+                        None => json::parse_object(input, keep)?,
                     },
                     Format::Ltsv => kv::ltsv(input)?,
                     Format::Logfmt { no_bare_keys } => kv::logfmt(input, *no_bare_keys)?,

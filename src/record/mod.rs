@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 pub mod accessor;
+pub mod reads;
 
 /// Event time: seconds since the Unix epoch plus nanoseconds (0..1e9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]

@@ -1,0 +1,145 @@
+//! Which top-level fields of a record the configured stages read: each
+//! filter and output declares it ([`Reads`]), the plan takes the union, and
+//! when that union is a finite set the JSON parsers decode only those keys
+//! ([`KeySet`]); every other value is checked for syntax and skipped, never
+//! built. The output is the same, because nothing downstream looks at the
+//! fields that were skipped.
+//!
+//! The union is taken over every filter and every output, whatever their
+//! Match: records re-tagged by rewrite_tag run the whole chain again, and a
+//! tag a Match does not select today may be built from record data
+//! tomorrow. One stage that reads the whole record (Lua, a JSON or CSV
+//! output, stdout) makes it [`Reads::All`], and everything is decoded.
+
+use std::collections::BTreeSet;
+
+/// The top-level keys a stage reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reads {
+    /// The whole record (or a part no key list can describe).
+    All,
+    /// Only these keys (all their occurrences, whole values).
+    Keys(BTreeSet<String>),
+}
+
+impl Reads {
+    /// Reads no field (e.g. the `null` output).
+    pub fn nothing() -> Reads {
+        Reads::Keys(BTreeSet::new())
+    }
+
+    /// Reads exactly these keys.
+    pub fn keys<I: IntoIterator<Item = S>, S: Into<String>>(keys: I) -> Reads {
+        Reads::Keys(keys.into_iter().map(Into::into).collect())
+    }
+
+    /// What two stages read together.
+    pub fn union(self, other: Reads) -> Reads {
+        match (self, other) {
+            (Reads::Keys(mut a), Reads::Keys(b)) => {
+                a.extend(b);
+                Reads::Keys(a)
+            }
+            _ => Reads::All,
+        }
+    }
+}
+
+/// The keys a JSON parser keeps, looked up by length first: a record key
+/// is compared with at most the one or two wanted keys of its length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySet {
+    /// `by_len[n]`: the wanted keys of `n` bytes.
+    by_len: Vec<Vec<Box<[u8]>>>,
+}
+
+impl KeySet {
+    pub fn new<'a, I: IntoIterator<Item = &'a str>>(keys: I) -> KeySet {
+        let mut by_len: Vec<Vec<Box<[u8]>>> = Vec::new();
+        for k in keys {
+            let n = k.len();
+            if by_len.len() <= n {
+                by_len.resize(n + 1, Vec::new());
+            }
+            if !by_len[n].iter().any(|w| **w == *k.as_bytes()) {
+                by_len[n].push(k.as_bytes().into());
+            }
+        }
+        KeySet { by_len }
+    }
+
+    #[inline]
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.by_len.get(key.len()).is_some_and(|c| c.iter().any(|w| same(w, key)))
+    }
+
+    /// The keys, sorted (for the start-up log and tests).
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.by_len.iter().flatten().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        v.sort();
+        v
+    }
+}
+
+/// `a == b` for slices of the same length, inline: keys are short, where a
+/// `memcmp` call costs more than the comparison (two overlapping loads of
+/// up to 8 bytes each side cover 4..=16 bytes).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+        s.get(at..at + N).and_then(|w| w.try_into().ok()).unwrap_or([0; N])
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0..=3 => a == b,
+        4..=7 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        8..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_is_all_as_soon_as_one_stage_reads_everything() {
+        let a = Reads::keys(["uri", "status"]);
+        assert_eq!(a.clone().union(Reads::keys(["vhost"])), Reads::keys(["status", "uri", "vhost"]));
+        assert_eq!(a.clone().union(Reads::nothing()), a);
+        assert_eq!(a.clone().union(Reads::All), Reads::All);
+        assert_eq!(Reads::All.union(a), Reads::All);
+    }
+
+    #[test]
+    fn key_set_matches_whole_keys_only() {
+        let k = KeySet::new(["uri", "status", "", "user_agent", "uri"]);
+        for yes in ["uri", "status", "", "user_agent"] {
+            assert!(k.contains(yes.as_bytes()), "{yes}");
+        }
+        for no in ["ur", "urI", "uri ", "statu", "user_agent_", "x", "a_very_long_key_beyond_every_wanted_one"] {
+            assert!(!k.contains(no.as_bytes()), "{no}");
+        }
+        assert_eq!(k.names(), ["", "status", "uri", "user_agent"]);
+    }
+
+    #[test]
+    fn inline_comparison_agrees_with_slice_equality() {
+        let mut next = crate::testing::xorshift(0x0123_4567_89AB_CDEF);
+        for n in 0..40 {
+            for _ in 0..2_000 {
+                let a: Vec<u8> = (0..n).map(|_| b'a' + (next() % 3) as u8).collect();
+                let mut b = a.clone();
+                if n > 0 && next() % 2 == 0 {
+                    let i = (next() as usize) % n;
+                    b[i] = b'a' + (next() % 3) as u8;
+                }
+                assert_eq!(same(&a, &b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+}
