@@ -167,11 +167,11 @@ impl Parser {
 
     /// The keys this parser must build for a pipeline whose stages read only
     /// `reads` (see `record::reads`): `None` when it builds everything anyway
-    /// (only the JSON format skips fields, and not when `Decode_Field` rules
-    /// rewrite them). The `Time_Key` is always built when a `Time_Format`
-    /// reads it.
+    /// (only the JSON and rfc3164 formats skip fields, and not when
+    /// `Decode_Field` rules rewrite them). The `Time_Key` is always built
+    /// when a `Time_Format` reads it.
     pub fn projection(&self, reads: &BTreeSet<String>) -> Option<KeySet> {
-        if !matches!(self.format, Format::Json) || !self.decoders.is_empty() {
+        if !matches!(self.format, Format::Json | Format::Rfc3164) || !self.decoders.is_empty() {
             return None;
         }
         let time_key = self.time.format.is_some().then_some(self.time.key.as_str());
@@ -190,7 +190,7 @@ impl Parser {
         let (mut fields, time) = match &self.format {
             Format::Rfc3164 => {
                 let key = self.time.keep.then_some(self.time.key.as_str());
-                let (fields, tm) = rfc3164::fields(input, key)?;
+                let (fields, tm) = rfc3164::fields(input, key, keep)?;
                 let t = time::resolve(&tm, ctx.now, self.time.zone(&ctx.zone));
                 (fields, t)
             }

@@ -22,6 +22,7 @@ use nom::IResult;
 
 use super::strptime::Tm;
 use super::ParseFailure;
+use crate::record::reads::KeySet;
 use crate::record::{lossy_text, Text, Value};
 
 /// The header split into byte slices of the input.
@@ -198,21 +199,42 @@ pub(crate) fn decode(input: &[u8]) -> Option<Header<'_>> {
 
 /// Decode and lay out the fields; the header's broken-down time is returned
 /// for the caller's zone and year handling.
-pub(crate) fn fields(input: &[u8], time_key: Option<&str>) -> Result<(Vec<(Text, Value)>, Tm), ParseFailure> {
+/// The header's fields, `time_key` holding the header time as written;
+/// with `keep`, only the fields it holds (`record::reads`). The line is
+/// checked as UTF-8 once, and its fields are sliced from it.
+pub(crate) fn fields(
+    input: &[u8],
+    time_key: Option<&str>,
+    keep: Option<&KeySet>,
+) -> Result<(Vec<(Text, Value)>, Tm), ParseFailure> {
     let h = decode(input).ok_or(ParseFailure::NoMatch)?;
+    let line = crate::record::utf8(input);
+    let text = |part: &[u8]| -> Text {
+        // `part` lies within `input` (checked, not assumed): then it is the
+        // same bytes in `line`, and valid wherever it ends on a boundary.
+        let off = (part.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+        let sub = line.filter(|_| off <= input.len() && part.len() <= input.len() - off);
+        match sub.and_then(|l| l.get(off..off + part.len())) {
+            Some(s) => Text::new(s),
+            None => lossy_text(part),
+        }
+    };
+    let wanted = |k: &str| keep.is_none_or(|set| set.contains(k.as_bytes()));
     let mut out = Vec::with_capacity(6);
-    if let Some(pri) = h.pri {
-        out.push((Text::const_new("pri"), Value::Str(lossy_text(pri))));
+    if let Some(pri) = h.pri.filter(|_| wanted("pri")) {
+        out.push((Text::const_new("pri"), Value::Str(text(pri))));
     }
-    if let Some(key) = time_key {
-        out.push((Text::new(key), Value::Str(lossy_text(h.time))));
+    if let Some(key) = time_key.filter(|k| wanted(k)) {
+        out.push((Text::new(key), Value::Str(text(h.time))));
     }
     for (k, v) in [("host", h.host), ("ident", h.ident), ("pid", h.pid)] {
-        if let Some(v) = v {
-            out.push((Text::const_new(k), Value::Str(lossy_text(v))));
+        if let Some(v) = v.filter(|_| wanted(k)) {
+            out.push((Text::const_new(k), Value::Str(text(v))));
         }
     }
-    out.push((Text::const_new("message"), Value::Str(lossy_text(h.message))));
+    if wanted("message") {
+        out.push((Text::const_new("message"), Value::Str(text(h.message))));
+    }
     Ok((out, h.tm))
 }
 
@@ -291,6 +313,38 @@ mod tests {
         ] {
             assert_eq!(decode(g.as_bytes()), None, "{g}");
         }
-        assert_eq!(fields(b"garbage", None), Err(ParseFailure::NoMatch));
+        assert_eq!(fields(b"garbage", None, None), Err(ParseFailure::NoMatch));
+    }
+
+    #[test]
+    fn fields_are_the_header_parts_lossy_and_keep_selects_them() {
+        let keep = KeySet::new(["host", "message", "t"]);
+        let mut next = crate::testing::xorshift(0x3164_3164_3164);
+        let seeds: [&[u8]; 3] = [
+            b"<190>Nov 23 16:30:00 istio-ingressgateway-7d9f-abcde nginx[12]: {\"a\":\"caf\xc3\xa9\"}",
+            b"<13>Nov  3 06:07:08 nginx: message",
+            b"Nov 03 16:30:00 h\xc3\xa9 sshd[1234]: x\n",
+        ];
+        for i in 0..50_000 {
+            let mut input = seeds[i % seeds.len()].to_vec();
+            if next() % 2 == 0 {
+                // A byte that breaks UTF-8 (or a lone continuation) somewhere.
+                let at = (next() as usize) % input.len();
+                input[at] = [0xff, 0xc3, 0x80, 0xe3][(next() % 4) as usize];
+            }
+            let Some(h) = decode(&input) else { continue };
+            let (all, _) = fields(&input, Some("t"), None).unwrap();
+            let mut want = Vec::new();
+            for (k, v) in [("pri", h.pri), ("t", Some(h.time)), ("host", h.host), ("ident", h.ident), ("pid", h.pid)] {
+                if let Some(v) = v {
+                    want.push((Text::new(k), Value::Str(lossy_text(v))));
+                }
+            }
+            want.push((Text::new("message"), Value::Str(lossy_text(h.message))));
+            assert_eq!(all, want, "{}", String::from_utf8_lossy(&input));
+            let (some, _) = fields(&input, Some("t"), Some(&keep)).unwrap();
+            want.retain(|(k, _)| keep.contains(k.as_bytes()));
+            assert_eq!(some, want);
+        }
     }
 }
