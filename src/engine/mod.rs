@@ -68,13 +68,13 @@ fn socket_identity(s: &crate::input::SyslogSettings) -> String {
     format!("{} perm={:o} wait={} rcvbuf={:?}", s.endpoint(), s.unix_perm, s.wait_when_full, s.receive_buffer)
 }
 
-/// Say which fields JSON parsers build (`record::reads`).
-fn log_reads(reads: &crate::record::reads::Reads) {
-    if let crate::record::reads::Reads::Keys(keys) = reads {
+/// Say which fields the parsers build (`record::reads`).
+fn log_reads(reads: &crate::record::reads::Reads, narrowed: bool) {
+    if let (crate::record::reads::Reads::Keys(keys), true) = (reads, narrowed) {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         tracing::info!(
             fields = %keys.join(","),
-            "no filter or output reads the whole record: JSON parsers build only these fields and check the rest"
+            "no filter or output reads the whole record: the JSON and rfc3164 parsers build only these fields (and check the rest)"
         );
     }
 }
@@ -82,7 +82,7 @@ fn log_reads(reads: &crate::record::reads::Reads) {
 /// Check a reloaded plan against the running receivers and carry the
 /// metrics counters over by instance name.
 fn prepare_swap(new: Plan, sockets: &[String], t: &Telemetry) -> Result<Swap, String> {
-    let Plan { inputs, mut filters, mut outputs, warnings, reads, .. } = new;
+    let Plan { inputs, mut filters, mut outputs, warnings, reads, narrowed, .. } = new;
     let new_sockets: Vec<String> = inputs.iter().map(|i| socket_identity(&i.settings)).collect();
     if new_sockets != sockets {
         return Err(format!(
@@ -94,7 +94,7 @@ fn prepare_swap(new: Plan, sockets: &[String], t: &Telemetry) -> Result<Swap, St
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    log_reads(&reads);
+    log_reads(&reads, narrowed);
     let inputs = inputs
         .into_iter()
         .zip(&t.inputs)
@@ -137,12 +137,12 @@ const LINGER: Duration = Duration::from_micros(250);
 const MAX_BATCHES: usize = 4096;
 
 pub fn run(plan: Plan, events: mpsc::Receiver<Event>, reload: Option<Reloader>) -> Result<Outcome, RunError> {
-    let Plan { service, inputs, filters, outputs, warnings, reads } = plan;
+    let Plan { service, inputs, filters, outputs, warnings, reads, narrowed } = plan;
     let sockets: Vec<String> = inputs.iter().map(|i| socket_identity(&i.settings)).collect();
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    log_reads(&reads);
+    log_reads(&reads, narrowed);
     let (tx, intake) = handoff::channel(MAX_BATCHES, service.buffer_limit);
     let telemetry = Arc::new(Telemetry::new(
         inputs

@@ -48,9 +48,11 @@ pub struct Plan {
     pub outputs: Vec<OutputInstance>,
     /// Things that work but are probably not what the user wants.
     pub warnings: Vec<String>,
-    /// The fields the filters and outputs read: JSON parsers build only
-    /// these when it is not `All`.
+    /// The fields the filters and outputs read: JSON and rfc3164 parsers
+    /// build only these when it is not `All`.
     pub reads: Reads,
+    /// Some parser builds only `reads` (for the start-up log).
+    pub narrowed: bool,
 }
 
 /// Parsers every gatelog has, unless the user's files define the same name:
@@ -176,7 +178,7 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
     }
 
     confine_and_warn(&inputs, &filters, &mut outputs, &mut warnings);
-    let reads = project(&mut inputs, &mut filters, &outputs);
+    let (reads, narrowed) = project(&mut inputs, &mut filters, &outputs);
 
     if inputs.is_empty() && errors.is_empty() {
         errors.push(
@@ -187,29 +189,31 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
         warnings.push("the configuration has no [OUTPUT]: every record is counted as unrouted and discarded".into());
     }
     match service {
-        Some(service) if errors.is_empty() => Ok(Plan { service, inputs, filters, outputs, warnings, reads }),
+        Some(service) if errors.is_empty() => Ok(Plan { service, inputs, filters, outputs, warnings, reads, narrowed }),
         _ => Err(ConfigErrors(errors)),
     }
 }
 
 /// What the filters and outputs read, whatever their Match (records
-/// re-tagged by rewrite_tag run the chain again), and the JSON parsers
-/// narrowed to it when it is a list of keys.
-fn project(inputs: &mut [InputPlan], filters: &mut [FilterInstance], outputs: &[OutputInstance]) -> Reads {
+/// re-tagged by rewrite_tag run the chain again), and the parsers narrowed
+/// to it when it is a list of keys; true when some parser was.
+fn project(inputs: &mut [InputPlan], filters: &mut [FilterInstance], outputs: &[OutputInstance]) -> (Reads, bool) {
     let reads = filters
         .iter()
         .map(|f| f.filter.reads())
         .chain(outputs.iter().map(|o| o.output.reads()))
         .fold(Reads::nothing(), Reads::union);
+    let mut narrowed = false;
     if let Reads::Keys(keys) = &reads {
         for i in inputs.iter_mut() {
             i.keep = i.parser.projection(keys);
+            narrowed |= i.keep.is_some();
         }
         for f in filters.iter_mut() {
-            f.filter.project(keys);
+            narrowed |= f.filter.project(keys);
         }
     }
-    reads
+    (reads, narrowed)
 }
 
 /// Tag-as-path outputs are confined to the fixed directories in front of
@@ -305,6 +309,7 @@ mod tests {
              [OUTPUT]\n    Name null\n    Match kube.*\n",
         );
         assert_eq!(p.reads, Reads::keys(["message", "vhost", "n", "uri", "status"]));
+        assert!(p.narrowed);
         let got = parsed(&mut p);
         let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
         // Both `uri`s and the whole nested value; `message` itself is not kept (no Preserve_Key).
@@ -322,6 +327,7 @@ mod tests {
         ] {
             let mut p = plan(stages);
             assert_eq!(p.reads, Reads::All, "{stages}");
+            assert!(!p.narrowed);
             assert_eq!(parsed(&mut p).len(), 5, "{stages}");
         }
     }

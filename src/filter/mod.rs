@@ -67,10 +67,11 @@ impl Filter {
         }
     }
 
-    /// Let the JSON parsers of this filter build only `reads`.
-    pub fn project(&mut self, reads: &BTreeSet<String>) {
-        if let Filter::Parser(f) = self {
-            f.project(reads);
+    /// Let the parsers of this filter build only `reads`; true if one does.
+    pub fn project(&mut self, reads: &BTreeSet<String>) -> bool {
+        match self {
+            Filter::Parser(f) => f.project(reads),
+            _ => false,
         }
     }
 

@@ -92,9 +92,11 @@ impl ParserFilter {
         Reads::keys([self.key.as_str()])
     }
 
-    /// Build only the fields the pipeline's stages read.
-    pub fn project(&mut self, reads: &BTreeSet<String>) {
+    /// Build only the fields the pipeline's stages read; true if one of
+    /// its parsers can.
+    pub fn project(&mut self, reads: &BTreeSet<String>) -> bool {
         self.keep = self.parsers.iter().map(|p| p.projection(reads)).collect();
+        self.keep.iter().any(Option::is_some)
     }
 
     pub fn apply(&self, mut rec: Record, out: &mut Vec<Record>, counters: &FilterCounters, ctx: &ParseContext) {

@@ -125,6 +125,11 @@ mod tests {
             assert!(!k.contains(no.as_bytes()), "{no}");
         }
         assert_eq!(k.names(), ["", "status", "uri", "user_agent"]);
+        // Long keys.
+        let long = "k".repeat(70);
+        let k = KeySet::new([long.as_str(), "uri"]);
+        assert!(k.contains(long.as_bytes()) && k.contains(b"uri"));
+        assert!(!k.contains("k".repeat(69).as_bytes()) && !k.contains("k".repeat(71).as_bytes()));
     }
 
     #[test]
