@@ -519,4 +519,52 @@ mod tests {
         assert!(dropped > 0 && received > 1, "received {received}, dropped {dropped}");
         assert_eq!(received + dropped, BURST + 1);
     }
+
+    #[test]
+    fn headers_reused_across_calls_of_every_size_give_whole_datagrams_and_peers() {
+        // The receive headers are reused call after call: bursts of 1..=40
+        // datagrams of varying length, from two senders, taken in calls of
+        // every size, must each come out whole, in order, with its sender.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = sock.as_raw_fd();
+        crate::input::socket::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 1 << 22).unwrap();
+        crate::input::socket::enable_drop_reports(fd);
+        let clients: Vec<std::net::UdpSocket> = (0..2)
+            .map(|_| {
+                let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                c.connect(sock.local_addr().unwrap()).unwrap();
+                c
+            })
+            .collect();
+        let (tx, _rx) = handoff::channel(16, 1 << 20);
+        let r = DgramReceiver {
+            fd,
+            input: 0,
+            handoff: tx,
+            counters: Arc::new(InputCounters::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+            want_peer: true,
+            wait_when_full: false,
+            unlink: None,
+        };
+        let mut slots = Slots::new();
+        let mut next = crate::testing::xorshift(0xA4A4_0101);
+        for round in 0..60 {
+            let mut sent = Vec::new();
+            for i in 0..1 + next() as usize % 40 {
+                let c = &clients[(next() % 2) as usize];
+                let body = format!("{round}.{i}.{}", "y".repeat(next() as usize % 3000)).into_bytes();
+                c.send(&body).unwrap();
+                sent.push((body, c.local_addr().unwrap().to_string()));
+            }
+            let mut got = Vec::new();
+            while got.len() < sent.len() {
+                let b = r.receive(&mut slots, libc::MSG_WAITFORONE).unwrap().expect("datagrams");
+                for m in &b.msgs {
+                    got.push((b.message(m).to_vec(), m.peer.as_deref().unwrap_or("").to_owned()));
+                }
+            }
+            assert_eq!(got, sent, "round {round}");
+        }
+    }
 }
