@@ -125,6 +125,17 @@ impl<'a> Json<'a> {
         self.pos >= self.b.len()
     }
 
+    /// [`Json::expect`], trying the byte at the current position first.
+    #[inline]
+    fn punct(&mut self, c: u8) -> R<()> {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            self.expect(c)
+        }
+    }
+
     fn expect(&mut self, c: u8) -> R<()> {
         self.ws();
         if self.peek() == Some(c) {
@@ -183,12 +194,14 @@ impl<'a> Json<'a> {
         }
         let keep = if depth == 1 { self.keep } else { None };
         loop {
-            self.expect(b'"')?;
+            // Compact JSON (nginx's) has no whitespace: each structural byte
+            // is tried where it should be before whitespace is skipped.
+            self.punct(b'"')?;
             let key = match keep {
                 None => Some(self.string()?),
                 Some(k) => self.wanted_key(k)?,
             };
-            self.expect(b':')?;
+            self.punct(b':')?;
             match key {
                 Some(key) => {
                     let v = self.value(depth + 1)?;
@@ -196,13 +209,17 @@ impl<'a> Json<'a> {
                 }
                 None => self.skip(depth + 1)?,
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(pairs);
+            let c = match self.peek() {
+                Some(c @ (b',' | b'}')) => c,
+                _ => {
+                    self.ws();
+                    self.peek().ok_or(Bad)?
                 }
+            };
+            self.pos += 1;
+            match c {
+                b',' => {}
+                b'}' => return Ok(pairs),
                 _ => return Err(Bad),
             }
         }
@@ -265,6 +282,7 @@ impl<'a> Json<'a> {
             }
             // Literals and numbers are short: decoded and dropped, so the
             // grammar is the decoder's own.
+            b'-' | b'0'..=b'9' => self.number().map(drop),
             _ => self.value(depth).map(drop),
         }
     }
