@@ -146,13 +146,20 @@ impl<'a> Json<'a> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> R<Value> {
+    /// The first byte of a value at `depth`, after whitespace; a container
+    /// nested deeper than [`MAX_DEPTH`] is refused.
+    #[inline]
+    fn value_start(&mut self, depth: usize) -> R<u8> {
         self.ws();
         let c = self.peek().ok_or(Bad)?;
         if matches!(c, b'{' | b'[') && depth > MAX_DEPTH {
             return Err(Bad);
         }
-        match c {
+        Ok(c)
+    }
+
+    fn value(&mut self, depth: usize) -> R<Value> {
+        match self.value_start(depth)? {
             b'{' => {
                 self.pos += 1;
                 Ok(Value::Map(Map::from_pairs(self.object_body(depth)?)))
@@ -244,11 +251,7 @@ impl<'a> Json<'a> {
     /// Check one value with [`Json::value`]'s grammar and depth limit,
     /// building nothing.
     fn skip(&mut self, depth: usize) -> R<()> {
-        self.ws();
-        let c = self.peek().ok_or(Bad)?;
-        if matches!(c, b'{' | b'[') && depth > MAX_DEPTH {
-            return Err(Bad);
-        }
+        let c = self.value_start(depth)?;
         match c {
             b'"' => {
                 self.pos += 1;
