@@ -277,6 +277,7 @@ mod tests {
 
     use super::*;
     use crate::config::classic;
+    use crate::input::handoff::Batch;
     use crate::parser::ParseContext;
     use crate::record::{Map, Record, Timestamp, Value};
 
@@ -315,6 +316,113 @@ mod tests {
         // Both `uri`s and the whole nested value; `message` itself is not kept (no Preserve_Key).
         assert_eq!(keys, ["vhost", "uri", "n", "uri"]);
         assert_eq!(got[3].1, Value::from("/y"));
+    }
+
+    /// Every file under `dir`, by relative path.
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                    out.push((rel, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// nginx-like lines, mutated: broken JSON, duplicates, escapes, nested
+    /// values, invalid UTF-8, other headers.
+    fn lines(n: usize) -> Vec<Vec<u8>> {
+        let mut next = crate::testing::xorshift(0x0DD5_EED5);
+        let vhosts = ["shop.example.com", "api.example.com", "", "a/../b", "x\\u00e9y"];
+        (0..n)
+            .map(|i| {
+                let vhost = vhosts[(next() % 5) as usize];
+                let mut json = format!(
+                    "{{\"time\":\"2026-11-23T16:30:00+09:00\",\"remote_addr\":\"10.0.0.{i}\",\"vhost\":\"{vhost}\",\
+                     \"method\":\"GET\",\"uri\":\"/a?b=\\\"c\\\"&i={i}\",\"status\":{},\"n\":{{\"k\":[1,{{\"z\":null}}]}},\
+                     \"request_time\":0.0{},\"user_agent\":\"Mozilla \\ud83d\\ude00\",\"uri\":\"/dup\"}}",
+                    200 + next() % 300,
+                    next() % 100
+                )
+                .into_bytes();
+                match next() % 8 {
+                    0 => json.truncate((next() as usize) % json.len()),
+                    1 => json.insert((next() as usize) % json.len(), [b'"', b'\\', 0xff, b'{', b','][(next() % 5) as usize]),
+                    _ => {}
+                }
+                let header: &[u8] = match next() % 4 {
+                    0 => b"<190>Nov 23 16:30:00 nginx: ",
+                    1 => b"<13>Nov  3 06:07:08 host-\xe9 sshd[12]: ",
+                    _ => b"<190>Nov 23 16:30:00 istio-ingressgateway-7d9f nginx: ",
+                };
+                [header, &json].concat()
+            })
+            .collect()
+    }
+
+    /// The same lines through a configuration as narrowed, and with an
+    /// output that reads the whole record but matches nothing (so nothing
+    /// is narrowed): every file written must be identical.
+    #[test]
+    fn narrowed_and_full_decoding_write_the_same_files() {
+        let input = |parser: &str| {
+            format!("[INPUT]\n    Name syslog\n    Tag kube.x\n    Path /tmp/never-bound.sock\n    Parser {parser}\n")
+        };
+        let filter = |opts: &str| {
+            format!("[FILTER]\n    Name parser\n    Match kube.*\n    Key_Name message\n    Parser json\n{opts}")
+        };
+        let template = "time:{time}\tmethod:{method}\turi:{uri}\tstatus:{status}\tvhost:{vhost}\tn:{n}\thost:{host}\tident:{ident}\tmissing:{missing}\tmsg:{message}";
+        let jobs = [
+            // (b): dated template file.
+            format!("{}{}[OUTPUT]\n    Name file\n    Match *\n    Path {{out}}/%Y-%m%d\n    File x.log\n    Format template\n    Template {template}\n", input("rfc3164"), filter("    Preserve_Key true\n    Reserve_Data true\n")),
+            // rewrite_tag into tag-as-path files, reading a nested field in NEW_TAG.
+            format!("{}{}[FILTER]\n    Name rewrite_tag\n    Match kube.*\n    Rule $vhost ^(.+)$ {{out}}/rt/$1-$n['k'][0].log false\n[OUTPUT]\n    Name file\n    Match {{out}}/rt/*\n    Format template\n    Template {{uri}} {{status}} {{request_time}} {{user_agent}}\n[OUTPUT]\n    Name file\n    Match kube.*\n    Path {{out}}\n    File rest.log\n    Format template\n    Template {{remote_addr}} {{pri}}\n", input("rfc3164"), filter("    Reserve_Data true\n")),
+            // Without Reserve_Data; the header fields only.
+            format!("{}{}[OUTPUT]\n    Name file\n    Match *\n    Path {{out}}\n    File h.log\n    Format template\n    Template {{pri}} {{host}} {{ident}} {{pid}} {{uri}}\n", input("rfc3164"), filter("")),
+        ];
+        let zone = crate::zone::Zone::parse("Asia/Tokyo").unwrap();
+        let batches: Vec<Batch> = lines(400)
+            .chunks(16)
+            .map(|c| {
+                let mut b = Batch::new(0);
+                b.received_at = Timestamp::new(1_795_400_000, 123_456_789);
+                for l in c {
+                    b.push(l, None);
+                }
+                b
+            })
+            .collect();
+        for (j, job) in jobs.iter().enumerate() {
+            let mut written = Vec::new();
+            for full in [false, true] {
+                let dir = tempfile::tempdir().unwrap();
+                let out = dir.path().join("out");
+                let mut text = job.replace("{out}", &out.display().to_string());
+                if full {
+                    text.push_str("[OUTPUT]\n    Name stdout\n    Match no.such.tag\n");
+                }
+                let doc = classic::read_str(&text, &dir.path().join("g.conf"), dir.path()).unwrap();
+                let p = build(&classic::load(doc, &[]).unwrap()).unwrap();
+                assert_eq!(p.narrowed, !full, "job {j}");
+                let mut pipe =
+                    super::super::pipeline::Pipeline::new(p.inputs, p.filters, p.outputs, zone, Default::default());
+                for b in &batches {
+                    pipe.process(b);
+                }
+                pipe.close();
+                written.push(files(&out));
+            }
+            assert!(!written[0].is_empty(), "job {j} wrote nothing");
+            assert_eq!(written[0], written[1], "job {j}");
+        }
     }
 
     #[test]
