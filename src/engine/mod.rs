@@ -68,21 +68,17 @@ fn socket_identity(s: &crate::input::SyslogSettings) -> String {
     format!("{} perm={:o} wait={} rcvbuf={:?}", s.endpoint(), s.unix_perm, s.wait_when_full, s.receive_buffer)
 }
 
-/// Say which fields the parsers build (`record::reads`).
-fn log_reads(reads: &crate::record::reads::Reads, narrowed: bool) {
-    if let (crate::record::reads::Reads::Keys(keys), true) = (reads, narrowed) {
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        tracing::info!(
-            fields = %keys.join(","),
-            "no filter or output reads the whole record: the JSON and rfc3164 parsers build only these fields (and check the rest)"
-        );
+/// Say which parsers build only some fields, and which (`record::reads`).
+fn log_narrowed(narrowed: &[String]) {
+    for n in narrowed {
+        tracing::info!("no filter or output reads the whole record, so this parser builds only the fields read (and checks the rest): {n}");
     }
 }
 
 /// Check a reloaded plan against the running receivers and carry the
 /// metrics counters over by instance name.
 fn prepare_swap(new: Plan, sockets: &[String], t: &Telemetry) -> Result<Swap, String> {
-    let Plan { inputs, mut filters, mut outputs, warnings, reads, narrowed, .. } = new;
+    let Plan { inputs, mut filters, mut outputs, warnings, narrowed, .. } = new;
     let new_sockets: Vec<String> = inputs.iter().map(|i| socket_identity(&i.settings)).collect();
     if new_sockets != sockets {
         return Err(format!(
@@ -94,7 +90,7 @@ fn prepare_swap(new: Plan, sockets: &[String], t: &Telemetry) -> Result<Swap, St
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    log_reads(&reads, narrowed);
+    log_narrowed(&narrowed);
     let inputs = inputs
         .into_iter()
         .zip(&t.inputs)
@@ -137,12 +133,12 @@ const LINGER: Duration = Duration::from_micros(250);
 const MAX_BATCHES: usize = 4096;
 
 pub fn run(plan: Plan, events: mpsc::Receiver<Event>, reload: Option<Reloader>) -> Result<Outcome, RunError> {
-    let Plan { service, inputs, filters, outputs, warnings, reads, narrowed } = plan;
+    let Plan { service, inputs, filters, outputs, warnings, narrowed, .. } = plan;
     let sockets: Vec<String> = inputs.iter().map(|i| socket_identity(&i.settings)).collect();
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    log_reads(&reads, narrowed);
+    log_narrowed(&narrowed);
     let (tx, intake) = handoff::channel(MAX_BATCHES, service.buffer_limit);
     let telemetry = Arc::new(Telemetry::new(
         inputs

@@ -51,8 +51,9 @@ pub struct Plan {
     /// The fields the filters and outputs read: JSON and rfc3164 parsers
     /// build only these when it is not `All`.
     pub reads: Reads,
-    /// Some parser builds only `reads` (for the start-up log).
-    pub narrowed: bool,
+    /// Each parser that builds only some fields, and which (for the
+    /// start-up log): `input syslog.0, parser rfc3164: message, uri`.
+    pub narrowed: Vec<String>,
 }
 
 /// Parsers every gatelog has, unless the user's files define the same name:
@@ -196,21 +197,30 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
 
 /// What the filters and outputs read, whatever their Match (records
 /// re-tagged by rewrite_tag run the chain again), and the parsers narrowed
-/// to it when it is a list of keys; true when some parser was.
-fn project(inputs: &mut [InputPlan], filters: &mut [FilterInstance], outputs: &[OutputInstance]) -> (Reads, bool) {
+/// to it when it is a list of keys, each described.
+fn project(
+    inputs: &mut [InputPlan],
+    filters: &mut [FilterInstance],
+    outputs: &[OutputInstance],
+) -> (Reads, Vec<String>) {
     let reads = filters
         .iter()
         .map(|f| f.filter.reads())
         .chain(outputs.iter().map(|o| o.output.reads()))
         .fold(Reads::nothing(), Reads::union);
-    let mut narrowed = false;
+    let mut narrowed = Vec::new();
     if let Reads::Keys(keys) = &reads {
         for i in inputs.iter_mut() {
             i.keep = i.parser.projection(keys);
-            narrowed |= i.keep.is_some();
+            if let Some(k) = &i.keep {
+                let fields = k.names().join(", ");
+                narrowed.push(format!("input {}, parser {}: {fields}", i.settings.name, i.parser.name()));
+            }
         }
         for f in filters.iter_mut() {
-            narrowed |= f.filter.project(keys);
+            for (parser, fields) in f.filter.project(keys) {
+                narrowed.push(format!("filter {}, parser {parser}: {}", f.name, fields.join(", ")));
+            }
         }
     }
     (reads, narrowed)
@@ -310,7 +320,13 @@ mod tests {
              [OUTPUT]\n    Name null\n    Match kube.*\n",
         );
         assert_eq!(p.reads, Reads::keys(["message", "vhost", "n", "uri", "status"]));
-        assert!(p.narrowed);
+        assert_eq!(
+            p.narrowed,
+            [
+                "input syslog.0, parser rfc3164: message, n, status, uri, vhost",
+                "filter parser.0, parser json: message, n, status, uri, vhost"
+            ]
+        );
         let got = parsed(&mut p);
         let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
         // Both `uri`s and the whole nested value; `message` itself is not kept (no Preserve_Key).
@@ -411,7 +427,7 @@ mod tests {
                 }
                 let doc = classic::read_str(&text, &dir.path().join("g.conf"), dir.path()).unwrap();
                 let p = build(&classic::load(doc, &[]).unwrap()).unwrap();
-                assert_eq!(p.narrowed, !full, "job {j}");
+                assert_eq!(p.narrowed.is_empty(), full, "job {j}");
                 let mut pipe =
                     super::super::pipeline::Pipeline::new(p.inputs, p.filters, p.outputs, zone, Default::default());
                 for b in &batches {
@@ -435,7 +451,7 @@ mod tests {
         ] {
             let mut p = plan(stages);
             assert_eq!(p.reads, Reads::All, "{stages}");
-            assert!(!p.narrowed);
+            assert!(p.narrowed.is_empty());
             assert_eq!(parsed(&mut p).len(), 5, "{stages}");
         }
     }

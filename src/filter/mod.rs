@@ -67,11 +67,12 @@ impl Filter {
         }
     }
 
-    /// Let the parsers of this filter build only `reads`; true if one does.
-    pub fn project(&mut self, reads: &BTreeSet<String>) -> bool {
+    /// Let the parsers of this filter build only `reads`; the name of each
+    /// parser that does and the fields it builds.
+    pub fn project(&mut self, reads: &BTreeSet<String>) -> Vec<(String, Vec<String>)> {
         match self {
             Filter::Parser(f) => f.project(reads),
-            _ => false,
+            _ => Vec::new(),
         }
     }
 

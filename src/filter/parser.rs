@@ -92,11 +92,15 @@ impl ParserFilter {
         Reads::keys([self.key.as_str()])
     }
 
-    /// Build only the fields the pipeline's stages read; true if one of
-    /// its parsers can.
-    pub fn project(&mut self, reads: &BTreeSet<String>) -> bool {
+    /// Build only the fields the pipeline's stages read; returns, for each
+    /// parser that can, its name and the fields it builds.
+    pub fn project(&mut self, reads: &BTreeSet<String>) -> Vec<(String, Vec<String>)> {
         self.keep = self.parsers.iter().map(|p| p.projection(reads)).collect();
-        self.keep.iter().any(Option::is_some)
+        self.parsers
+            .iter()
+            .zip(&self.keep)
+            .filter_map(|(p, k)| Some((p.name().to_owned(), k.as_ref()?.names())))
+            .collect()
     }
 
     pub fn apply(&self, mut rec: Record, out: &mut Vec<Record>, counters: &FilterCounters, ctx: &ParseContext) {

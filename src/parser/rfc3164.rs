@@ -201,15 +201,18 @@ pub(crate) fn decode(input: &[u8]) -> Option<Header<'_>> {
 /// for the caller's zone and year handling.
 /// The header's fields, `time_key` holding the header time as written;
 /// with `keep`, only the fields it holds (`record::reads`). The line is
-/// checked as UTF-8 once, and its fields are sliced from it.
+/// checked as UTF-8 once (if a field is built), and its fields are sliced
+/// from it.
 pub(crate) fn fields(
     input: &[u8],
     time_key: Option<&str>,
     keep: Option<&KeySet>,
 ) -> Result<(Vec<(Text, Value)>, Tm), ParseFailure> {
     let h = decode(input).ok_or(ParseFailure::NoMatch)?;
-    let line = crate::record::utf8(input);
+    // Checked when the first field is built (with `keep`, maybe none is).
+    let line = std::cell::OnceCell::new();
     let text = |part: &[u8]| -> Text {
+        let line = *line.get_or_init(|| crate::record::utf8(input));
         // `part` lies within `input` (checked, not assumed): then it is the
         // same bytes in `line`, and valid wherever it ends on a boundary.
         let off = (part.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
