@@ -1,9 +1,9 @@
 //! Which top-level fields of a record the configured stages read: each
 //! filter and output declares it ([`Reads`]), the plan takes the union, and
-//! when that union is a finite set the JSON parsers decode only those keys
-//! ([`KeySet`]); every other value is checked for syntax and skipped, never
-//! built. The output is the same, because nothing downstream looks at the
-//! fields that were skipped.
+//! when that union is a finite set the JSON and rfc3164 parsers build only
+//! those keys ([`KeySet`]); every other JSON value is checked for syntax
+//! and skipped, never built. The output is the same, because nothing
+//! downstream looks at the fields that were skipped.
 //!
 //! The union is taken over every filter and every output, whatever their
 //! Match: records re-tagged by rewrite_tag run the whole chain again, and a
@@ -45,7 +45,7 @@ impl Reads {
     }
 }
 
-/// The keys a JSON parser keeps, looked up by length first: a record key
+/// The keys a parser keeps, looked up by length first: a record key
 /// is compared with at most the one or two wanted keys of its length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySet {
