@@ -239,10 +239,9 @@ impl<'a> Json<'a> {
         let start = self.pos;
         let rest = self.b.get(start..).ok_or(Bad)?;
         let at = quote_or_backslash(rest).ok_or(Bad)?;
-        if let (Some(text), Some(b'"')) = (self.text, rest.get(at)) {
+        if let (Some(_), Some(b'"')) = (self.text, rest.get(at)) {
             self.pos = start + at + 1;
-            // Quotes are ASCII, so a valid input splits into valid strings.
-            return Ok(keep.contains(&rest[..at]).then(|| Text::new(text.get(start..start + at).unwrap_or_default())));
+            return Ok(keep.contains(&rest[..at]).then(|| self.plain(start, &rest[..at])));
         }
         let key = self.string()?;
         Ok(keep.contains(key.as_bytes()).then_some(key))
@@ -403,6 +402,17 @@ impl<'a> Json<'a> {
         text.parse::<f64>().map(Value::Float).map_err(|_| Bad)
     }
 
+    /// A string without escapes, `raw` at `start`: sliced from the input
+    /// when it is valid UTF-8 (quotes are ASCII, so a valid input splits
+    /// into valid strings), else a lossy copy.
+    #[inline]
+    fn plain(&self, start: usize, raw: &[u8]) -> Text {
+        match self.text.and_then(|t| t.get(start..start + raw.len())) {
+            Some(s) => Text::new(s),
+            None => lossy_text(raw),
+        }
+    }
+
     /// After the opening quote; consumes the closing one.
     fn string(&mut self) -> R<Text> {
         let start = self.pos;
@@ -410,11 +420,7 @@ impl<'a> Json<'a> {
         let at = quote_or_backslash(rest).ok_or(Bad)?;
         if rest.get(at) == Some(&b'"') {
             self.pos = start + at + 1;
-            // Quotes are ASCII, so a valid input splits into valid strings.
-            return Ok(match self.text.and_then(|t| t.get(start..start + at)) {
-                Some(s) => Text::new(s),
-                None => lossy_text(&rest[..at]),
-            });
+            return Ok(self.plain(start, &rest[..at]));
         }
         // Escapes: build the bytes in the scratch buffer.
         let mut buf = std::mem::take(&mut self.scratch);

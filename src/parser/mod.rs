@@ -179,7 +179,7 @@ impl Parser {
     }
 
     /// `text`, when given, is `input` known to be valid UTF-8; `keep`, when
-    /// given, the only top-level JSON keys to build.
+    /// given, the only top-level fields to build (JSON and rfc3164).
     fn parse_checked(
         &self,
         input: &[u8],

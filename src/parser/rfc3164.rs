@@ -197,12 +197,11 @@ pub(crate) fn decode(input: &[u8]) -> Option<Header<'_>> {
     Some(h)
 }
 
-/// Decode and lay out the fields; the header's broken-down time is returned
-/// for the caller's zone and year handling.
-/// The header's fields, `time_key` holding the header time as written;
-/// with `keep`, only the fields it holds (`record::reads`). The line is
-/// checked as UTF-8 once (if a field is built), and its fields are sliced
-/// from it.
+/// Decode and lay out the fields, `time_key` holding the header time as
+/// written; with `keep`, only the fields it holds (`record::reads`). The
+/// line is checked as UTF-8 once (if a field is built) and its fields are
+/// sliced from it. The header's broken-down time is returned for the
+/// caller's zone and year handling.
 pub(crate) fn fields(
     input: &[u8],
     time_key: Option<&str>,
