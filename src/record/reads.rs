@@ -86,7 +86,7 @@ impl KeySet {
 /// `memcmp` call costs more than the comparison (two overlapping loads of
 /// up to 8 bytes each side cover 4..=16 bytes).
 #[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
         s.get(at..at + N).and_then(|w| w.try_into().ok()).unwrap_or([0; N])
     }

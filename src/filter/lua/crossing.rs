@@ -5,9 +5,10 @@
 //!
 //! Inside the call, the stack holds: 1 the anchor table (a registry table
 //! holding the trampoline, the `call` function, the `sec`/`nsec` strings,
-//! the last tag and the interned keys, see [`super::push`]), then the
-//! function and its three arguments, which `lua_pcall` replaces by its three
-//! results. The memory limit is armed only around that `lua_pcall` (see
+//! the last tag, the interned keys, see [`super::push`], and the compiled
+//! shapes); for a record of a compiled shape ([`super::shapes`]) its values
+//! and the table their constructor built; then the function and its three
+//! arguments, which `lua_pcall` replaces by its three results. The memory limit is armed only around that `lua_pcall` (see
 //! [`super::limits`]), so conversion never fails on it. No message handler
 //! is installed: only an error's first line is reported, so a traceback
 //! would be built for nothing.
@@ -21,9 +22,11 @@
 //! garbage could otherwise push a script over its limit), and leaves a pause
 //! the script set itself alone.
 //!
-//! The way back reads the results with non-allocating calls only, so no Lua
-//! error (a `__gc` finalizer run by an allocation) can interrupt it. A flat
-//! record returned as a map is read by [`super::reuse`]; anything else (a
+//! The way back reads the results with non-allocating calls only (the
+//! shape checker aside: it is gatelog's own code and allocates nothing), so
+//! no Lua error (a `__gc` finalizer run by an allocation) can interrupt it.
+//! A record of a compiled shape returned as the same table is read through
+//! its checker; another flat record returned as a map by [`super::reuse`]; anything else (a
 //! nested table, a non-string key, an array of records) is parked in the
 //! anchor table and converted by [`super::convert`] with mlua.
 
@@ -34,8 +37,9 @@ use mlua::{Lua, RegistryKey, Table};
 use super::convert::Converter;
 use super::keys::{KeyCache, Origins};
 use super::limits::Limits;
-use super::push::{self, Pusher, FUNC, NSEC, PARKED, SEC, TAG};
-use super::reuse::{self, Plan, Walked};
+use super::push::{self, key_index, Pusher, FUNC, NSEC, PARKED, SEC, TAG};
+use super::reuse::{self, Plan, Scalar, Walked};
+use super::shapes::{Shape, Shapes, MAX_EXTRAS};
 use super::stack::{Entry, Kind, Stack, ERRMEM};
 use crate::record::{lossy_string, Text, Timestamp, Value};
 
@@ -125,6 +129,9 @@ pub(crate) struct Crossing {
     time_as_table: bool,
     gc: GcTuning,
     pub(crate) plan: Plan,
+    pub(crate) shapes: Shapes,
+    /// Key slots of the record pushed the general way.
+    seen: Vec<u32>,
 }
 
 impl Crossing {
@@ -146,6 +153,8 @@ impl Crossing {
             time_as_table,
             gc: GcTuning { pause: Some(DEFAULT_PAUSE), countdown: 0 },
             plan: Plan::default(),
+            shapes: Shapes::default(),
+            seen: Vec::new(),
         })
     }
 
@@ -154,12 +163,14 @@ impl Crossing {
     /// was built).
     pub(crate) fn call(&mut self, vm: &Vm<'_>, input: &Input<'_>) -> mlua::Result<(Step, Option<Table>)> {
         let mut step = Step::Keep;
+        let shape = self.shapes.find(input.fields);
         vm.limits.reset(vm.lua);
         let entry = self.entry;
         let called = entry.call(&mut |st| {
-            step = self.cross(st, vm, input);
+            let (s, result) = self.cross(st, vm, input, shape);
+            step = s;
             if matches!(step, Step::Convert(_)) {
-                st.push_copy(RESULT_SLOT);
+                st.push_copy(result);
                 st.raw_seti(ANCHORS, PARKED);
             }
             st.set_top(0);
@@ -167,6 +178,12 @@ impl Crossing {
         vm.limits.memory_off(vm.lua);
         if let Err(message) = called {
             return Err(mlua::Error::runtime(message));
+        }
+        // Compiling is best effort: on an error the records go the general way.
+        if shape.is_none() {
+            let _ = self.shapes.observe(vm.lua, &self.anchors, &self.keys, &self.seen, input.fields);
+        } else {
+            let _ = self.shapes.learn(vm.lua, &self.anchors);
         }
         let table = match step {
             Step::Convert(_) => {
@@ -179,49 +196,124 @@ impl Crossing {
         Ok((step, table))
     }
 
-    fn cross(&mut self, st: &mut Stack, vm: &Vm<'_>, input: &Input<'_>) -> Step {
+    /// One call inside the protected entry; also returns the stack slot of
+    /// the script's returned record.
+    fn cross(&mut self, st: &mut Stack, vm: &Vm<'_>, input: &Input<'_>, shape: Option<usize>) -> (Step, i32) {
         let (lua, limits) = (vm.lua, vm.limits);
         let (tag, time, fields) = (input.tag, input.time, input.fields);
-        // Slot 1: the anchor table.
-        if !st.reserve(8) {
-            return Step::Invalid("Lua stack exhausted".into());
+        // Slot 1: the anchor table; with a shape, the record's values from
+        // slot 2 and its table after them (slot `base`).
+        let room = if shape.is_some() { 2 * fields.len() + MAX_EXTRAS + 16 } else { 8 };
+        if !st.reserve(room) {
+            return (Step::Invalid("Lua stack exhausted".into()), 0);
         }
         self.gc.check(st, limits.memory_limit());
-        st.raw_geti(ANCHORS, FUNC); // 2
-        self.push_tag(st, tag); // 3
-        push::time(st, ANCHORS, time, self.time_as_table); // 4
-        let mut pusher =
-            Pusher { anchors: ANCHORS, keys: &mut self.keys, origins: &mut self.origins, flb_null: self.flb_null };
-        if let Err(e) = pusher.record(st, fields) {
-            return Step::Invalid(format!("record conversion failed: {e}"));
+        let shape = shape.filter(|&i| self.shapes.get(i).is_some());
+        let base = match shape.and_then(|i| self.shapes.get(i)) {
+            Some(sh) => {
+                let mut pusher = Pusher {
+                    anchors: ANCHORS,
+                    keys: &mut self.keys,
+                    origins: &mut self.origins,
+                    seen: &mut self.seen,
+                    flb_null: self.flb_null,
+                };
+                for (slot, (_, v)) in sh.slots.iter().zip(fields) {
+                    match v {
+                        Value::Str(s) => pusher.remembered(st, *slot, s.as_bytes()),
+                        // A scalar: cannot fail.
+                        _ => {
+                            let _ = pusher.value(st, v, 1);
+                        }
+                    }
+                }
+                st.raw_geti(ANCHORS, sh.anchor);
+                for i in 0..fields.len() {
+                    st.push_copy(VALUES + i as i32);
+                }
+                st.call(fields.len() as i32, 1);
+                st.top()
+            }
+            None => ANCHORS,
+        };
+        st.raw_geti(ANCHORS, FUNC);
+        self.push_tag(st, tag);
+        push::time(st, ANCHORS, time, self.time_as_table);
+        if shape.is_some() {
+            st.push_copy(base);
+        } else if let Err(e) = self.pusher().record(st, fields) {
+            return (Step::Invalid(format!("record conversion failed: {e}")), 0);
         }
 
         limits.memory_on(lua);
         let status = st.pcall(3, 3);
         limits.memory_off(lua);
+        let (code, time_slot, result) = (base + 1, base + 2, base + 3);
         if status != 0 {
-            return Step::ScriptError { message: error_message(st, -1), out_of_memory: status == ERRMEM };
+            return (Step::ScriptError { message: error_message(st, -1), out_of_memory: status == ERRMEM }, result);
         }
 
-        match return_code(st, CODE) {
+        let step = match return_code(st, code) {
             -1 => Step::Drop,
             0 => Step::Keep,
             c @ (1 | 2) => {
-                let time = if c == 1 { timestamp_out(st, TIME).unwrap_or(time) } else { time };
-                if st.kind(RESULT_SLOT) != Kind::Table {
-                    return Step::Invalid(format!(
-                        "code {c} returned with a {} instead of a table",
-                        st.type_name(RESULT_SLOT)
-                    ));
+                let time = if c == 1 { timestamp_out(st, time_slot).unwrap_or(time) } else { time };
+                if st.kind(result) != Kind::Table {
+                    return (
+                        Step::Invalid(format!("code {c} returned with a {} instead of a table", st.type_name(result))),
+                        result,
+                    );
                 }
-                match reuse::walk(st, RESULT_SLOT, &self.origins, fields, vm.conv.int_keys(), &mut self.plan) {
+                let walked = match shape {
+                    Some(i) => self.back_shaped(st, vm, i, base, fields),
+                    None => reuse::walk(st, result, &self.origins, fields, vm.conv.int_keys(), &mut self.plan),
+                };
+                match walked {
                     Walked::Record => Step::Replace(time),
                     Walked::Empty => Step::Invalid("returned record is empty".into()),
                     Walked::Other => Step::Convert(time),
                 }
             }
             c => Step::Invalid(format!("unexpected return code {c}, original record kept")),
+        };
+        (step, result)
+    }
+
+    fn pusher(&mut self) -> Pusher<'_> {
+        Pusher {
+            anchors: ANCHORS,
+            keys: &mut self.keys,
+            origins: &mut self.origins,
+            seen: &mut self.seen,
+            flb_null: self.flb_null,
         }
+    }
+
+    /// The way back for a record of shape `i` whose table is at `base`
+    /// (the script's result right after it): the checker when it can
+    /// vouch, else the general walk, learning the keys it finds added.
+    fn back_shaped(&mut self, st: &mut Stack, vm: &Vm<'_>, i: usize, base: i32, fields: &[(Text, Value)]) -> Walked {
+        let result = base + 3;
+        let int_keys = vm.conv.int_keys();
+        let fast = !vm.limits.instructions_tripped() && st.raw_equal(result, base) && !st.has_metatable(result);
+        if let Some(sh) = self.shapes.get(i).filter(|_| fast) {
+            let checked = check(st, sh, base, fields, int_keys, self.flb_null, &mut self.plan);
+            if let Some(walked) = checked {
+                self.shapes.hit(i);
+                return walked;
+            }
+        }
+        // The walk finds original keys by their interned address.
+        self.origins.reset(fields.len());
+        if let Some(sh) = self.shapes.get(i) {
+            for (pos, slot) in sh.slots.iter().enumerate() {
+                self.origins.insert(self.keys.ptr(*slot), pos);
+            }
+        }
+        let walked = reuse::walk(st, result, &self.origins, fields, int_keys, &mut self.plan);
+        let added = matches!(walked, Walked::Record).then(|| self.plan.added_keys());
+        self.shapes.missed(i, added.into_iter().flatten());
+        walked
     }
 
     /// The tag string, re-created only when it changes (records of one
@@ -242,9 +334,101 @@ impl Crossing {
 
 /// Stack slots inside the closure.
 const ANCHORS: i32 = 1;
-const CODE: i32 = 2;
-const TIME: i32 = 3;
-const RESULT_SLOT: i32 = 4;
+/// A shaped record's values start here.
+const VALUES: i32 = 2;
+
+/// Run shape `sh`'s checker on the table at `base` (the values passed to
+/// its constructor below it) and fill `plan` from its answer, as the walk
+/// would; `None` when it cannot vouch for the table.
+fn check(
+    st: &mut Stack,
+    sh: &Shape,
+    base: i32,
+    fields: &[(Text, Value)],
+    int_keys: &[String],
+    flb_null: bool,
+    plan: &mut Plan,
+) -> Option<Walked> {
+    let n = fields.len();
+    let top = st.top();
+    st.raw_geti(ANCHORS, sh.checker_anchor());
+    st.push_copy(base);
+    for i in 0..n {
+        st.push_copy(VALUES + i as i32);
+    }
+    let extras = sh.extras.len();
+    st.call(n as i32 + 1, 2 + extras as i32);
+    let mask = st.number(top + 1) as u64;
+    let count = st.number(top + 2);
+    let walked = fill(st, sh, base, fields, mask, top + 3, int_keys, flb_null, plan)
+        .and_then(|(walked, present)| (count == present as f64).then_some(walked));
+    st.set_top(top);
+    walked
+}
+
+/// [`check`]'s plan: changed values read from the table, unchanged ones
+/// converted as the walk would (strings moved), learned keys added; with
+/// the number of keys the table holds among them.
+#[allow(clippy::too_many_arguments)]
+fn fill(
+    st: &mut Stack,
+    sh: &Shape,
+    base: i32,
+    fields: &[(Text, Value)],
+    mask: u64,
+    extras_at: i32,
+    int_keys: &[String],
+    flb_null: bool,
+    plan: &mut Plan,
+) -> Option<(Walked, usize)> {
+    plan.start(fields.len());
+    let mut present = 0;
+    for (bit, &(first, last)) in sh.distinct.iter().enumerate() {
+        let (Some((key, _)), Some((_, v)), Some(slot)) = (fields.get(first), fields.get(last), sh.slots.get(first))
+        else {
+            return None;
+        };
+        if mask & (1 << bit) != 0 {
+            st.raw_geti(ANCHORS, key_index(*slot));
+            let kind = st.raw_get(base);
+            present += usize::from(kind != Kind::Nil);
+            let read = reuse::scalar(st, -1, kind, key, int_keys);
+            st.set_top(-2);
+            match read {
+                Scalar::Value(v) => plan.set(first, v),
+                Scalar::Dropped => {}
+                Scalar::Table => return None,
+            }
+            continue;
+        }
+        // Unchanged: the last value, as the table holds it.
+        present += usize::from(flb_null || !matches!(v, Value::Null));
+        match v {
+            Value::Str(_) => plan.keep(first, last),
+            Value::Int(n) => plan.set(first, reuse::lua_number(*n as f64, key, int_keys)),
+            Value::Float(f) => plan.set(first, reuse::lua_number(*f, key, int_keys)),
+            Value::Bool(b) => plan.set(first, Value::Bool(*b)),
+            Value::Null if flb_null => plan.set(first, Value::Null),
+            // Pushed as nil: not in the table.
+            Value::Null => {}
+            Value::Array(_) | Value::Map(_) => return None,
+        }
+    }
+    for (j, name) in sh.extras.iter().enumerate() {
+        let at = extras_at + j as i32;
+        let kind = st.kind(at);
+        if kind == Kind::Nil {
+            continue;
+        }
+        present += 1;
+        match reuse::scalar(st, at, kind, name, int_keys) {
+            Scalar::Value(v) => plan.add(Text::from(&**name), v),
+            Scalar::Dropped => {}
+            Scalar::Table => return None,
+        }
+    }
+    Some((plan.walked(), present))
+}
 
 /// `lua_tointeger` of the first result: numbers truncate, numeric strings
 /// convert, anything else (including no result) is 0 = keep.

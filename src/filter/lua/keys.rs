@@ -138,6 +138,16 @@ impl KeyCache {
         Interned { slot, ptr }
     }
 
+    /// The interned address of the key in `slot` (null if there is none).
+    pub(crate) fn ptr(&self, slot: u32) -> *const u8 {
+        self.entries.get(slot as usize).map_or(std::ptr::null(), |e| e.ptr)
+    }
+
+    /// The key in `slot`.
+    pub(crate) fn key(&self, slot: u32) -> Option<&str> {
+        self.entries.get(slot as usize).map(|e| &*e.key)
+    }
+
     /// The last value remembered for `slot`.
     pub(crate) fn last_value(&self, slot: u32) -> Option<&[u8]> {
         self.entries.get(slot as usize).filter(|e| e.has_value).map(|e| e.value.as_slice())

@@ -27,8 +27,10 @@
 //!
 //! Speed: each record crosses into Lua and back in one protected call on
 //! the raw C API ([`crossing`], with [`push`] the way in and [`reuse`] the
-//! way back for a flat record; [`stack`] holds the `unsafe`), so the
-//! sidecar script costs about 3 µs per record (`examples/lua_bench.rs`).
+//! way back for a flat record; [`stack`] holds the `unsafe`). Records of a
+//! repeated key shape cross through Lua code compiled for that shape
+//! ([`shapes`]): a template table copied in one step, and a checker that
+//! tells which values the script changed, so only those are read back.
 //!
 //! `LuaFilter` is `Send` by an `unsafe impl` (see the SAFETY note below)
 //! because mlua is built without its `send` feature; enabling that feature
@@ -41,6 +43,7 @@ mod limits;
 mod options;
 mod push;
 mod reuse;
+mod shapes;
 mod stack;
 mod vm;
 

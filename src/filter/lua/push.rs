@@ -11,7 +11,7 @@
 //! noted in [`Origins`] for the way back.
 
 use super::convert::{too_deep_message, MAX_DEPTH};
-use super::keys::{Interned, KeyCache, Origins, VALUE_CACHE_MAX_LEN};
+use super::keys::{Interned, KeyCache, Origins, KEY_CACHE_MAX, VALUE_CACHE_MAX_LEN};
 use super::stack::{Kind, Stack};
 use crate::record::{Text, Timestamp, Value};
 
@@ -26,6 +26,8 @@ pub(crate) const TAG: i32 = 5;
 pub(crate) const PARKED: i32 = 6;
 /// Interned keys and their last values start here (see [`key_index`]).
 const FIRST_KEY: i32 = 7;
+/// Compiled shapes start after the last key slot (see `super::shapes`).
+pub(crate) const FIRST_SHAPE: i32 = FIRST_KEY + 2 * KEY_CACHE_MAX as i32;
 
 /// Anchor slot of interned key `slot`; its last value sits right after.
 pub(crate) fn key_index(slot: u32) -> i32 {
@@ -38,6 +40,9 @@ pub(crate) struct Pusher<'a> {
     pub anchors: i32,
     pub keys: &'a mut KeyCache,
     pub origins: &'a mut Origins,
+    /// The key cache slot of each top-level key (`u32::MAX`: not cached),
+    /// for [`super::shapes`].
+    pub seen: &'a mut Vec<u32>,
     pub flb_null: bool,
 }
 
@@ -45,6 +50,7 @@ impl Pusher<'_> {
     /// Push the record's fields as a new table.
     pub(crate) fn record(&mut self, st: &mut Stack, fields: &[(Text, Value)]) -> Result<(), String> {
         self.origins.reset(fields.len());
+        self.seen.clear();
         if !st.reserve(4) {
             return Err(stack_full());
         }
@@ -56,6 +62,7 @@ impl Pusher<'_> {
                 Some(key) => self.origins.insert(key.ptr, pos),
                 None => self.origins.mark_uncached(),
             }
+            self.seen.push(key.map_or(u32::MAX, |k| k.slot));
             match (v, key) {
                 (Value::Str(s), Some(key)) => self.remembered(st, key.slot, s.as_bytes()),
                 _ => self.value(st, v, 1)?,
@@ -81,7 +88,7 @@ impl Pusher<'_> {
 
     /// Push the string value of a cached key: the anchored string when the
     /// bytes are those of the last value, else a new one that is remembered.
-    fn remembered(&mut self, st: &mut Stack, slot: u32, s: &[u8]) {
+    pub(crate) fn remembered(&mut self, st: &mut Stack, slot: u32, s: &[u8]) {
         let at = key_index(slot) + 1;
         let last = self.keys.last_value(slot);
         if last == Some(s) {
@@ -106,7 +113,7 @@ impl Pusher<'_> {
     }
 
     /// Push one value; `depth` is the nesting level of a table it creates.
-    fn value(&mut self, st: &mut Stack, v: &Value, depth: usize) -> Result<(), String> {
+    pub(crate) fn value(&mut self, st: &mut Stack, v: &Value, depth: usize) -> Result<(), String> {
         match v {
             Value::Str(s) => {
                 st.push_bytes(s.as_bytes());

@@ -44,6 +44,49 @@ pub(crate) struct Plan {
     added: Vec<(Text, Value)>,
 }
 
+impl Plan {
+    /// Start a plan over `n` original fields, all absent.
+    pub(crate) fn start(&mut self, n: usize) {
+        self.slots.clear();
+        self.slots.resize_with(n, || Slot::Absent);
+        self.added.clear();
+    }
+
+    /// The key at `first` keeps the original value at `last` (moved).
+    pub(crate) fn keep(&mut self, first: usize, last: usize) {
+        if let Some(s) = self.slots.get_mut(first) {
+            *s = Slot::Keep(last);
+        }
+    }
+
+    /// Original field `i` gets `v`.
+    pub(crate) fn set(&mut self, i: usize, v: Value) {
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = Slot::New(v);
+        }
+    }
+
+    /// A field the original did not have.
+    pub(crate) fn add(&mut self, key: Text, v: Value) {
+        self.added.push((key, v));
+    }
+
+    /// How the plan ends, as [`walk`] would report it.
+    pub(crate) fn walked(&self) -> Walked {
+        let kept = self.slots.iter().any(|s| !matches!(s, Slot::Absent));
+        if kept || !self.added.is_empty() {
+            Walked::Record
+        } else {
+            Walked::Empty
+        }
+    }
+
+    /// Keys the plan adds to the original.
+    pub(crate) fn added_keys(&self) -> impl Iterator<Item = &str> {
+        self.added.iter().map(|(k, _)| k.as_str())
+    }
+}
+
 /// How the walk ended.
 pub(crate) enum Walked {
     /// The plan holds the record.
@@ -63,9 +106,7 @@ pub(crate) fn walk(
     int_keys: &[String],
     plan: &mut Plan,
 ) -> Walked {
-    plan.slots.clear();
-    plan.slots.resize_with(original.len(), || Slot::Absent);
-    plan.added.clear();
+    plan.start(original.len());
     let mut lookup = Lookup { origins, original, by_bytes: None };
     let mut fields = 0usize;
     let base = st.top();
@@ -178,7 +219,7 @@ fn read_pair(st: &Stack, lookup: &mut Lookup<'_>, int_keys: &[String]) -> Pair {
     let kind = st.kind(-1);
     let Some(o) = lookup.find(key) else {
         let name = lossy_text(key);
-        return match scalar(st, kind, &name, int_keys) {
+        return match scalar(st, -1, kind, &name, int_keys) {
             Scalar::Value(v) => Pair::New(name, v),
             Scalar::Dropped => Pair::Dropped,
             Scalar::Table => Pair::Other,
@@ -190,28 +231,37 @@ fn read_pair(st: &Stack, lookup: &mut Lookup<'_>, int_keys: &[String]) -> Pair {
         }
     }
     let name = lookup.original.get(o.first).map_or("", |(k, _)| k.as_str());
-    match scalar(st, kind, name, int_keys) {
+    match scalar(st, -1, kind, name, int_keys) {
         Scalar::Value(v) => Pair::Original(o.first, Slot::New(v)),
         Scalar::Dropped => Pair::Dropped,
         Scalar::Table => Pair::Other,
     }
 }
 
-enum Scalar {
+pub(crate) enum Scalar {
     Value(Value),
     Dropped,
     Table,
 }
 
-/// The value on top of the stack (of type `kind`), if it is not a table.
-fn scalar(st: &Stack, kind: Kind, key: &str, int_keys: &[String]) -> Scalar {
+/// The value at `idx` (of type `kind`) under `key`, if it is not a table.
+pub(crate) fn scalar(st: &Stack, idx: i32, kind: Kind, key: &str, int_keys: &[String]) -> Scalar {
     Scalar::Value(match kind {
-        Kind::String => Value::Str(st.bytes_of(-1, kind).map(lossy_text).unwrap_or_default()),
-        Kind::Number if int_keys.iter().any(|k| k == key) => Value::Int(st.number(-1) as i64),
-        Kind::Number => number(st.number(-1)),
-        Kind::Boolean => Value::Bool(st.boolean(-1)),
-        Kind::LightUserData if st.light_userdata(-1).is_null() => Value::Null,
+        Kind::String => Value::Str(st.bytes_of(idx, kind).map(lossy_text).unwrap_or_default()),
+        Kind::Number => lua_number(st.number(idx), key, int_keys),
+        Kind::Boolean => Value::Bool(st.boolean(idx)),
+        Kind::LightUserData if st.light_userdata(idx).is_null() => Value::Null,
         Kind::Table => return Scalar::Table,
         _ => return Scalar::Dropped,
     })
+}
+
+/// A Lua number under `key` as a record value: truncated for a
+/// `type_int_key`, else [`number`].
+pub(crate) fn lua_number(f: f64, key: &str, int_keys: &[String]) -> Value {
+    if int_keys.iter().any(|k| k == key) {
+        Value::Int(f as i64)
+    } else {
+        number(f)
+    }
 }

@@ -309,6 +309,33 @@ impl Stack {
         unsafe { ffi::lua_next(self.l, t) != 0 }
     }
 
+    /// Whether the values at `a` and `b` are the same (`rawequal`).
+    pub(crate) fn raw_equal(&self, a: i32, b: i32) -> bool {
+        // SAFETY: valid state; no metamethod runs.
+        unsafe { ffi::lua_rawequal(self.l, a, b) != 0 }
+    }
+
+    /// Whether the value at `idx` has a metatable.
+    pub(crate) fn has_metatable(&mut self, idx: i32) -> bool {
+        // SAFETY: valid state; pushes the metatable only when there is one.
+        unsafe {
+            if ffi::lua_getmetatable(self.l, idx) == 0 {
+                return false;
+            }
+            ffi::lua_settop(self.l, -2);
+        }
+        true
+    }
+
+    /// Call the function below the `nargs` top values, unprotected: an error
+    /// unwinds to the [`Entry`] around the body. For gatelog's own generated
+    /// functions, never for the script.
+    pub(crate) fn call(&mut self, nargs: i32, nresults: i32) {
+        // SAFETY: valid state; inside `entry`, whose `lua_pcall` catches an
+        // error (the same as any allocating operation here).
+        unsafe { ffi::lua_call(self.l, nargs, nresults) }
+    }
+
     /// The VM's heap size in KiB (`collectgarbage("count")`).
     pub(crate) fn gc_count_kib(&mut self) -> usize {
         // SAFETY: valid state; LUA_GCCOUNT only reads the GC state.

@@ -610,3 +610,109 @@ fn return_code_and_time_forms() {
     let (out, _) = apply(&mut f, rec(&[("a", s("x"))]));
     assert_eq!(out[0].fields, map(&[("a", s("x"))]));
 }
+
+/// Scripts for the differential test below: each touches the record in a
+/// way the shaped crossing must either read exactly or hand to the walk.
+const SHAPE_SCRIPTS: &[&str] = &[
+    // The sidecar's kind: one key added.
+    "r.log_file_path = 'p/' .. tostring(r.a) return 1, ts, r",
+    "r.b = 500 return 1, ts, r",
+    "r.a = nil return 2, ts, r",
+    "r.time = nil r.n = nil return 1, ts, r",
+    "return 1, ts, {a = r.a, x = 1}",
+    "r.nested = {x = 1} return 1, ts, r",
+    "r.a = {1, 2} return 1, ts, r",
+    // An `__index` that must never run outside the script.
+    "setmetatable(r, {__index = function(t, k) error('index ' .. k) end}) r.new = 1 return 1, ts, r",
+    "r.fn = print r.b = print return 1, ts, r",
+    "r['k' .. math.random(12)] = 1 return 1, ts, r",
+    "r.a = '' .. tostring(r.a) r.b = r.b return 1, ts, r",
+    "if r.a == 'x' then return -1, ts, r end if r.a == 'y' then return 0, ts, r end r.z = true return 1, ts, r",
+    "r.n = r.n and r.n + 0 r.f = 1.5 r.time = r.time return 1, ts, r",
+    "for i = 1, 10 do r['x' .. i] = i end return 1, ts, r",
+    "if r.a == 'boom' then error('boom') end r.z = 1 return 1, ts, r",
+    "return 1, ts, {r, {a = 1}}",
+    "r.b = flb_null r.c = nil return 1, ts, r",
+    "r.n = 2.7 r.k1 = r.a return 1, ts, r",
+    "r[1] = 'x' return 1, ts, r",
+    "r.a, r.b = r.b, r.a return 1, ts, r",
+    "local t = {} for k, v in pairs(r) do t[k] = v end t.copy = 1 return 1, ts, t",
+    "r.extra1 = 1 if r.b == 'y' then r.extra2 = 2 end return 1, ts, r",
+];
+
+/// A record of one of a few shapes (a duplicated key, a wide one, one with a
+/// nested value that no shape takes), values from a small pool so that
+/// remembered strings and compiled shapes are both exercised.
+fn shape_record(next: &mut impl FnMut() -> u64, shape: u64) -> Record {
+    let keys: Vec<String> = match shape {
+        0 => ["a", "b", "time", "n", "f", "time"].map(String::from).to_vec(),
+        1 => ["a", "b", "c"].map(String::from).to_vec(),
+        2 => (0..30).map(|i| format!("k{i}")).chain(["a".to_owned()]).collect(),
+        _ => ["a", "nested", "b"].map(String::from).to_vec(),
+    };
+    let pairs = keys
+        .iter()
+        .map(|k| {
+            let v = match (k.as_str(), next() % 12) {
+                ("nested", _) => Value::Map(map(&[("x", s("1"))])),
+                (_, 0) => Value::Int(0),
+                (_, 1) => Value::Int(1 << 60),
+                (_, 2) => Value::Float(2.5),
+                (_, 3) => Value::Float(1.0),
+                (_, 4) => Value::Bool(true),
+                (_, 5) => Value::Null,
+                (_, 6) => s(""),
+                (_, 7) => s("é"),
+                (_, 8) => s(["x", "y", "boom"][(next() % 3) as usize]),
+                (_, n) => s(&format!("v{}", n + next() % 3)),
+            };
+            (k.as_str().into(), v)
+        })
+        .collect();
+    Record::new(Arc::from("kube.*"), TS, Map::from_pairs(pairs))
+}
+
+#[test]
+fn shaped_and_general_crossings_agree() {
+    let mut fast_paths = 0;
+    for (n, body) in SHAPE_SCRIPTS.iter().enumerate() {
+        let code = format!("function f(tag, ts, r) {body} end");
+        for extra in [&[][..], &[("enable_flb_null", "on"), ("type_int_key", "n k1")][..]] {
+            let mut shaped = inline(&code, extra);
+            let mut general = inline(&code, extra);
+            general.crossing.shapes.disable();
+            let mut next = crate::testing::xorshift(0x9e37_79b9 + n as u64);
+            let mut shape = 0;
+            for i in 0..400 {
+                if next() % 6 == 0 {
+                    shape = next() % 4;
+                }
+                let r = shape_record(&mut next, shape);
+                let (a, ca) = apply(&mut shaped, r.clone());
+                let (b, cb) = apply(&mut general, r.clone());
+                let counts = |c: &FilterCounters| (c.errors.get(), c.drop_records.get(), c.add_records.get());
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "script {body:?} {extra:?}, record {i}: {r:?}");
+                assert_eq!(counts(&ca), counts(&cb), "script {body:?}, record {i}");
+            }
+            fast_paths += shaped.crossing.shapes.checked;
+            assert_eq!(general.crossing.shapes.checked, 0);
+        }
+    }
+    assert!(fast_paths > 1000, "the checker vouched for {fast_paths} records only");
+}
+
+#[test]
+fn sidecar_shape_takes_the_checker_after_two_records() {
+    let mut f = script("lua/create-log-file-path.lua", "create_log_file_path");
+    let mut outs = Vec::new();
+    for _ in 0..5 {
+        let (out, c) = apply(&mut f, sidecar_record());
+        assert_eq!(c.errors.get(), 0);
+        outs.push(out);
+    }
+    // 1: general push; 2: same shape again, compiled after; 3: the checker
+    // meets the added key and the walk learns it; 4, 5: the checker vouches.
+    assert_eq!(f.crossing.shapes.checked, 2);
+    assert!(outs.windows(2).all(|w| w[0] == w[1]));
+    assert!(outs[4][0].fields.get_last("log_file_path").is_some());
+}

@@ -22,6 +22,9 @@ use super::limits::Limits;
 use super::options::{Settings, Source};
 use crate::config::ConfigError;
 
+/// Registry name of the builtin `next`.
+pub(crate) const NEXT_KEY: &str = "gatelog.next";
+
 /// A fresh VM with gatelog's library set.
 pub(crate) fn new_vm() -> mlua::Result<Lua> {
     let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default())?;
@@ -31,6 +34,9 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
     jit.get::<Function>("flush")?.call::<()>(())?;
     jit.set("on", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     globals.set("flb_null", LightUserData(std::ptr::null_mut()))?;
+    // The builtin `next`, before any script can replace the global, for the
+    // generated code of `super::shapes`.
+    lua.set_named_registry_value(NEXT_KEY, globals.get::<Function>("next")?)?;
     // `xpcall(f, debug.traceback)` is a common idiom: keep it working
     // without the unsafe library.
     // `os.exit` is a Lua function so that its error is a plain string
