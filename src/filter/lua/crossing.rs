@@ -177,6 +177,7 @@ impl Crossing {
         });
         vm.limits.memory_off(vm.lua);
         if let Err(message) = called {
+            vm.limits.rearm(vm.lua);
             return Err(mlua::Error::runtime(message));
         }
         // Compiling is best effort: on an error the records go the general way.
@@ -357,7 +358,7 @@ fn check(
         st.push_copy(VALUES + i as i32);
     }
     let extras = sh.extras.len();
-    st.call(n as i32 + 1, 2 + extras as i32);
+    st.unhooked(|st| st.call(n as i32 + 1, 2 + extras as i32));
     let mask = st.number(top + 1) as u64;
     let count = st.number(top + 2);
     let walked = fill(st, sh, base, fields, mask, top + 3, int_keys, flb_null, plan)

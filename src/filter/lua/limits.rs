@@ -119,6 +119,22 @@ impl Limits {
         }
     }
 
+    /// Install the count hook again with its normal period: after a Lua
+    /// error escaped gatelog's own code, which may have run with the hook
+    /// off (`Stack::unhooked`).
+    pub(crate) fn rearm(&self, lua: &Lua) {
+        let b = &self.budget;
+        if b.limit > 0 {
+            let step = step_for(b.limit);
+            // SAFETY: only sets the hook on the VM's state.
+            let _ = unsafe {
+                lua.exec_raw::<()>((), |state| {
+                    ffi::lua_sethook(state, Some(count_hook), ffi::LUA_MASKCOUNT, step);
+                })
+            };
+        }
+    }
+
     /// Arm the memory limit (a field store in mlua's allocator state; may be
     /// called inside `exec_raw`).
     pub(crate) fn memory_on(&self, lua: &Lua) {

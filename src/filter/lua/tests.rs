@@ -716,3 +716,19 @@ fn sidecar_shape_takes_the_checker_after_two_records() {
     assert!(outs.windows(2).all(|w| w[0] == w[1]));
     assert!(outs[4][0].fields.get_last("log_file_path").is_some());
 }
+
+#[test]
+fn instruction_limit_holds_after_the_checker_ran_unhooked() {
+    let code = "function f(tag, ts, r) if r.a == 'loop' then while true do end end r.z = 1 return 1, ts, r end";
+    let mut f = inline(code, &[("instruction_limit", "100000")]);
+    for round in 0..3 {
+        for _ in 0..5 {
+            let (out, c) = apply(&mut f, rec(&[("a", s("x")), ("b", s("y"))]));
+            assert_eq!((c.errors.get(), out[0].fields.len()), (0, 3));
+        }
+        let looping = rec(&[("a", s("loop")), ("b", s("y"))]);
+        let message = f.error_of(&looping).unwrap();
+        assert!(message.contains("instruction limit of 100000 exceeded"), "round {round}: {message}");
+    }
+    assert!(f.crossing.shapes.checked >= 9, "{}", f.crossing.shapes.checked);
+}
