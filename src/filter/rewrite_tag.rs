@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use regex::{Captures, Regex};
+use regex::{CaptureLocations, Regex};
 
 use crate::config::schema::{check_keys, OptionSpec, COMMON_FILTER};
 use crate::config::units::parse_bool;
@@ -102,11 +102,11 @@ impl TagTemplate {
         }
     }
 
-    fn render(&self, caps: &Captures, rec: &Record, out: &mut String) {
+    fn render(&self, groups: &Groups<'_>, rec: &Record, out: &mut String) {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.push_str(l),
-                Part::Group(g) => out.push_str(caps.get(*g).map(|m| m.as_str()).unwrap_or("")),
+                Part::Group(g) => out.push_str(groups.get(*g)),
                 Part::Tag => out.push_str(&rec.tag),
                 Part::TagPart(n) => out.push_str(rec.tag.split('.').nth(*n).unwrap_or("")),
                 Part::Field(a) => {
@@ -180,9 +180,59 @@ fn json_value(v: &Value, out: &mut String) {
 #[derive(Debug, Clone)]
 pub struct Rule {
     key: Accessor,
-    regex: Regex,
+    pattern: Pattern,
     new_tag: TagTemplate,
     keep: bool,
+}
+
+/// How a rule's REGEX is matched.
+#[derive(Debug, Clone)]
+enum Pattern {
+    /// `^(.*)$`, the usual "take the whole value" rule: in Onigmo syntax it
+    /// matches every value at 0, `.*` stopping at the first `\n`, so group 1
+    /// is the value's first line, found without running a regex.
+    FirstLine,
+    Regex(Regex),
+}
+
+impl Pattern {
+    fn compile(src: &str) -> Result<Pattern, String> {
+        if src == "^(.*)$" {
+            return Ok(Pattern::FirstLine);
+        }
+        compile_rule_regex(src).map(Pattern::Regex)
+    }
+
+    /// The groups of a match in `v`, if it matches; `locs`: this pattern's
+    /// reusable capture slots.
+    fn groups<'a>(&self, v: &'a str, locs: &'a mut Option<CaptureLocations>) -> Option<Groups<'a>> {
+        match self {
+            Pattern::FirstLine => Some(Groups::FirstLine(v.split('\n').next().unwrap_or(v))),
+            Pattern::Regex(re) => {
+                let locs = locs.get_or_insert_with(|| re.capture_locations());
+                re.captures_read(locs, v)?;
+                Some(Groups::Regex(v, locs))
+            }
+        }
+    }
+}
+
+/// The groups of one match.
+enum Groups<'a> {
+    /// Groups 0 and 1 are this text.
+    FirstLine(&'a str),
+    Regex(&'a str, &'a CaptureLocations),
+}
+
+impl Groups<'_> {
+    /// Group `n`'s text, empty when it did not take part.
+    fn get(&self, n: usize) -> &str {
+        match *self {
+            Groups::FirstLine(s) if n <= 1 => s,
+            Groups::FirstLine(_) => "",
+            Groups::Regex(text, locs) => locs.get(n).and_then(|(a, b)| text.get(a..b)).unwrap_or(""),
+        }
+    }
 }
 
 impl Rule {
@@ -195,10 +245,10 @@ impl Rule {
             return Err(fail(format!("Rule needs 4 tokens, got {}", tokens.len())));
         };
         let key = Accessor::parse(key).map_err(|e| fail(format!("bad KEY: {e}")))?;
-        let regex = compile_rule_regex(regex).map_err(|e| fail(format!("bad REGEX: {e}")))?;
+        let pattern = Pattern::compile(regex).map_err(|e| fail(format!("bad REGEX: {e}")))?;
         let new_tag = TagTemplate::parse(new_tag).map_err(|e| fail(format!("bad NEW_TAG: {e}")))?;
         let keep = parse_bool(keep).ok_or_else(|| fail(format!("KEEP must be true or false, got '{keep}'")))?;
-        Ok(Rule { key, regex, new_tag, keep })
+        Ok(Rule { key, pattern, new_tag, keep })
     }
 
     pub fn keep(&self) -> bool {
@@ -218,6 +268,8 @@ fn compile_rule_regex(src: &str) -> Result<Regex, String> {
 
 pub struct RewriteTag {
     rules: Vec<Rule>,
+    /// Each rule's capture slots, reused from record to record.
+    locs: Vec<Option<CaptureLocations>>,
     buf: String,
     /// The last tag built: consecutive records mostly get the same one (a
     /// dated path), which is then shared instead of allocated again.
@@ -243,7 +295,11 @@ impl RewriteTag {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(RewriteTag { rules, buf: String::new(), last: None })
+        Ok(RewriteTag::new(rules))
+    }
+
+    fn new(rules: Vec<Rule>) -> RewriteTag {
+        RewriteTag { locs: vec![None; rules.len()], rules, buf: String::new(), last: None }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -266,15 +322,15 @@ impl RewriteTag {
     /// Push the record to `out` (it continues under its tag) and/or its
     /// re-tagged copy to `emitted` (it re-enters the chain).
     pub fn apply(&mut self, rec: Record, out: &mut Vec<Record>, emitted: &mut Vec<Record>, counters: &FilterCounters) {
-        for rule in &self.rules {
+        for (rule, locs) in self.rules.iter().zip(&mut self.locs) {
             let Some(Value::Str(v)) = rule.key.get(&rec.fields) else {
                 continue;
             };
-            let Some(caps) = rule.regex.captures(v) else {
+            let Some(groups) = rule.pattern.groups(v, locs) else {
                 continue;
             };
             self.buf.clear();
-            rule.new_tag.render(&caps, &rec, &mut self.buf);
+            rule.new_tag.render(&groups, &rec, &mut self.buf);
             let tag = match &self.last {
                 Some(t) if **t == *self.buf => t.clone(),
                 _ => {
@@ -320,14 +376,28 @@ mod tests {
     }
 
     fn run(rules: &[&str], r: Record) -> (Vec<Record>, Vec<Record>) {
-        let mut f = RewriteTag {
-            rules: rules.iter().map(|x| Rule::parse(&prop(x)).unwrap()).collect(),
-            buf: String::new(),
-            last: None,
-        };
+        let mut f = RewriteTag::new(rules.iter().map(|x| Rule::parse(&prop(x)).unwrap()).collect());
         let (mut out, mut emitted) = (Vec::new(), Vec::new());
         f.apply(r, &mut out, &mut emitted, &FilterCounters::default());
         (out, emitted)
+    }
+
+    #[test]
+    fn first_line_pattern_matches_what_the_regex_matches() {
+        let re = Pattern::Regex(compile_rule_regex("^(.*)$").unwrap());
+        assert!(matches!(Pattern::compile("^(.*)$").unwrap(), Pattern::FirstLine));
+        let mut next = crate::testing::xorshift(0x5eed);
+        let alphabet = ["a", "\n", "\r", "é", " ", "$", "\u{2028}", "\0"];
+        for _ in 0..5_000 {
+            let len = (next() % 8) as usize;
+            let v: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let (mut a, mut b) = (None, None);
+            let fast = Pattern::FirstLine.groups(&v, &mut a).expect("always matches");
+            let slow = re.groups(&v, &mut b).expect("the regex matches every value");
+            for n in 0..3 {
+                assert_eq!(fast.get(n), slow.get(n), "{v:?} group {n}");
+            }
+        }
     }
 
     #[test]
