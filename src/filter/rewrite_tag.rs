@@ -341,7 +341,8 @@ impl RewriteTag {
             };
             counters.emit_records.inc();
             if rule.keep {
-                emitted.push(Record::new(tag, rec.time, rec.fields.clone()));
+                let mut rec = rec;
+                emitted.push(Record::new(tag, rec.time, rec.fields.share()));
                 out.push(rec);
             } else {
                 emitted.push(Record { tag, ..rec });

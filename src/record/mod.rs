@@ -102,60 +102,112 @@ impl From<i64> for Value {
 }
 
 /// Ordered key/value pairs; duplicates allowed.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Map(Vec<(Text, Value)>);
+///
+/// Owned, except after [`Map::share`]: `rewrite_tag` with `KEEP true`
+/// re-emits a record whose fields are then shared by both copies (usually
+/// neither is changed again, both are only formatted) instead of copied.
+/// Changing a shared map copies it first if the other side still holds it.
+#[derive(Debug, Clone, Default)]
+pub struct Map(Pairs);
+
+#[derive(Debug, Clone)]
+enum Pairs {
+    Owned(Vec<(Text, Value)>),
+    Shared(Arc<Vec<(Text, Value)>>),
+}
+
+impl Default for Pairs {
+    fn default() -> Self {
+        Pairs::Owned(Vec::new())
+    }
+}
+
+impl PartialEq for Map {
+    fn eq(&self, other: &Map) -> bool {
+        self.pairs() == other.pairs()
+    }
+}
 
 impl Map {
     pub fn new() -> Self {
-        Map(Vec::new())
+        Map::default()
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Map(Vec::with_capacity(n))
+        Map(Pairs::Owned(Vec::with_capacity(n)))
+    }
+
+    #[inline]
+    fn pairs(&self) -> &[(Text, Value)] {
+        match &self.0 {
+            Pairs::Owned(v) => v,
+            Pairs::Shared(a) => a,
+        }
+    }
+
+    #[inline]
+    fn pairs_mut(&mut self) -> &mut Vec<(Text, Value)> {
+        match self.0 {
+            Pairs::Owned(ref mut v) => v,
+            Pairs::Shared(ref mut a) => Arc::make_mut(a),
+        }
+    }
+
+    /// A copy sharing these pairs (this map shares them from now on too).
+    pub fn share(&mut self) -> Map {
+        if let Pairs::Owned(v) = &mut self.0 {
+            self.0 = Pairs::Shared(Arc::new(std::mem::take(v)));
+        }
+        self.clone()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.pairs().len()
     }
 
     pub fn reserve(&mut self, more: usize) {
-        self.0.reserve(more);
+        self.pairs_mut().reserve(more);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pairs().is_empty()
     }
 
     /// Append a pair (never replaces: duplicates are kept, like msgpack maps).
     pub fn push(&mut self, key: impl Into<Text>, value: Value) {
-        self.0.push((key.into(), value));
+        self.pairs_mut().push((key.into(), value));
     }
 
     /// The first value under `key` (what Fluent Bit's template output reads).
     pub fn get_first(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.pairs().iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// The last value under `key` (what record accessors and Lua tables see).
     pub fn get_last(&self, key: &str) -> Option<&Value> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.pairs().iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Set `key`: replaces the last occurrence, or appends.
     pub fn set(&mut self, key: &str, value: Value) {
-        match self.0.iter_mut().rev().find(|(k, _)| k == key) {
+        let pairs = self.pairs_mut();
+        match pairs.iter_mut().rev().find(|(k, _)| k == key) {
             Some((_, v)) => *v = value,
-            None => self.0.push((Text::new(key), value)),
+            None => pairs.push((Text::new(key), value)),
         }
     }
 
     /// Remove every pair under `key`; returns the last removed value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
+        if !self.pairs().iter().any(|(k, _)| k == key) {
+            return None;
+        }
+        let pairs = self.pairs_mut();
         let mut last = None;
         let mut i = 0;
-        while i < self.0.len() {
-            if self.0[i].0 == key {
-                last = Some(self.0.remove(i).1);
+        while i < pairs.len() {
+            if pairs[i].0 == key {
+                last = Some(pairs.remove(i).1);
             } else {
                 i += 1;
             }
@@ -164,19 +216,24 @@ impl Map {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+        self.pairs().iter().map(|(k, v)| (k.as_str(), v))
     }
 
     pub fn extend(&mut self, other: Map) {
-        self.0.extend(other.0);
+        let other = other.into_pairs();
+        self.pairs_mut().extend(other);
     }
 
+    /// The pairs, copied only if a shared copy still holds them.
     pub fn into_pairs(self) -> Vec<(Text, Value)> {
-        self.0
+        match self.0 {
+            Pairs::Owned(v) => v,
+            Pairs::Shared(a) => Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone()),
+        }
     }
 
     pub fn from_pairs(pairs: Vec<(Text, Value)>) -> Self {
-        Map(pairs)
+        Map(Pairs::Owned(pairs))
     }
 }
 
@@ -233,6 +290,29 @@ mod tests {
         assert_eq!(m.get_first("time"), Some(&Value::from("json")));
         assert_eq!(m.remove("time"), Some(Value::from("x")));
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn shared_maps_copy_on_write() {
+        let mut a = Map::from_pairs(vec![("k".into(), Value::from("v")), ("n".into(), Value::Int(1))]);
+        let mut b = a.share();
+        assert_eq!(a, b);
+        // Changing either side leaves the other as it was.
+        b.set("k", Value::from("changed"));
+        assert_eq!(a.get_first("k"), Some(&Value::from("v")));
+        a.push("added", Value::Null);
+        assert_eq!((a.len(), b.len()), (3, 2));
+        assert_eq!(b.remove("n"), Some(Value::Int(1)));
+        assert_eq!(a.get_first("n"), Some(&Value::Int(1)));
+        // A shared map alone again is taken back without a copy.
+        let mut c = a.share();
+        let ptr = c.iter().next().map(|(k, _)| k.as_ptr());
+        drop(a);
+        c.reserve(1);
+        assert_eq!(c.iter().next().map(|(k, _)| k.as_ptr()), ptr);
+        let d = c.share();
+        assert_eq!(d.into_pairs().len(), 3);
+        assert_eq!(c.into_pairs().len(), 3);
     }
 
     #[test]
