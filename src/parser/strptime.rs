@@ -218,21 +218,17 @@ fn ranged(input: &[u8], pos: usize, max: usize, lo: u64, hi: u64) -> Option<(u32
 }
 
 /// Longest case-insensitive match of a full name or its 3-letter abbreviation.
+/// The abbreviations of month and weekday names are distinct and each full
+/// name starts with its own, so the abbreviation finds the only candidate.
 fn name(input: &[u8], pos: usize, names: &[&str]) -> Option<(usize, usize)> {
     let rest = input.get(pos..)?;
-    for (idx, n) in names.iter().enumerate() {
-        let n = n.as_bytes();
-        if rest.len() >= n.len() && rest[..n.len()].eq_ignore_ascii_case(n) {
-            return Some((idx, pos + n.len()));
-        }
+    let abbr = rest.get(..3)?;
+    let idx = names.iter().position(|n| n.as_bytes().get(..3).is_some_and(|a| a.eq_ignore_ascii_case(abbr)))?;
+    let full = names.get(idx)?.as_bytes();
+    match rest.get(..full.len()) {
+        Some(r) if r.eq_ignore_ascii_case(full) => Some((idx, pos + full.len())),
+        _ => Some((idx, pos + 3)),
     }
-    for (idx, n) in names.iter().enumerate() {
-        let n = &n.as_bytes()[..3];
-        if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(n) {
-            return Some((idx, pos + 3));
-        }
-    }
-    None
 }
 
 fn match_item(item: Item, input: &[u8], pos: usize, tm: &mut Tm) -> Option<usize> {
@@ -394,6 +390,50 @@ fn offset(input: &[u8], pos: usize) -> Option<(i32, usize)> {
 
 #[cfg(test)]
 mod tests {
+    /// The two-pass definition [`super::name`] replaced.
+    fn name_reference(input: &[u8], pos: usize, names: &[&str]) -> Option<(usize, usize)> {
+        let rest = input.get(pos..)?;
+        for (idx, n) in names.iter().enumerate() {
+            let n = n.as_bytes();
+            if rest.len() >= n.len() && rest[..n.len()].eq_ignore_ascii_case(n) {
+                return Some((idx, pos + n.len()));
+            }
+        }
+        for (idx, n) in names.iter().enumerate() {
+            let n = &n.as_bytes()[..3];
+            if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(n) {
+                return Some((idx, pos + 3));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn names_match_as_the_two_pass_definition_did() {
+        let mut inputs: Vec<String> = Vec::new();
+        for n in super::MONTHS.iter().chain(super::WEEKDAYS.iter()) {
+            for cut in 0..=n.len() {
+                for s in [&n[..cut], &n.to_uppercase()[..cut], &n.to_lowercase()[..cut]] {
+                    inputs.push(format!("{s} 23"));
+                    inputs.push(s.to_owned());
+                    inputs.push(format!("{s}x"));
+                }
+            }
+        }
+        inputs.extend(["", "Ma", "Mayday", "Junk", "Thursda", "é", "Nov\u{e9}"].map(String::from));
+        for input in &inputs {
+            for names in [&super::MONTHS[..], &super::WEEKDAYS[..]] {
+                for pos in 0..2 {
+                    assert_eq!(
+                        super::name(input.as_bytes(), pos, names),
+                        name_reference(input.as_bytes(), pos, names),
+                        "{input:?} at {pos}"
+                    );
+                }
+            }
+        }
+    }
+
     use super::*;
 
     fn p(fmt: &str, s: &str) -> Option<Tm> {
