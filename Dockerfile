@@ -22,6 +22,8 @@ ENV CC_x86_64_unknown_linux_musl=musl-gcc \
     CARGO_PROFILE_RELEASE_STRIP=symbols
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# LuaJIT built without its FFI (see .cargo/config.toml).
+COPY .cargo .cargo
 COPY src src
 # src/main.rs embeds examples/default.conf; cargo also lists examples/*.rs.
 COPY examples examples

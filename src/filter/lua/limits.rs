@@ -27,7 +27,11 @@
 //!   pause modest near the limit, see `crossing.rs`).
 //!
 //! C functions that do not run VM instructions (a pathological
-//! `string.find` pattern) cannot be interrupted; that is LuaJIT's limit.
+//! `string.find` pattern) cannot be interrupted, and LuaJIT runs `__gc`
+//! finalizers with hooks off (a script can set one on a `newproxy` userdata
+//! or on the io library's file handles), so an endless finalizer is not
+//! stopped either: those are LuaJIT's limits. The budget is counted in steps
+//! of [`STEP`] instructions, so a limit under a few thousand is not exact.
 
 use std::os::raw::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -732,3 +732,25 @@ fn instruction_limit_holds_after_the_checker_ran_unhooked() {
     }
     assert!(f.crossing.shapes.checked >= 9, "{}", f.crossing.shapes.checked);
 }
+
+#[test]
+fn ffi_is_out_of_reach() {
+    // LuaJIT with its FFI loads it for an int64 literal; built without, the
+    // literal is a syntax error and `require` finds nothing.
+    let Err(errors) = build(&[("code", "local x = 1LL function f(tag, ts, r) return 0, ts, r end"), ("call", "f")])
+    else {
+        panic!("an int64 literal compiled");
+    };
+    assert!(errors[0].to_string().contains("malformed number"), "{}", errors[0]);
+    let code = "function f(tag, ts, r)
+        local chunk = load('return 1LL')
+        r.required = tostring((pcall(require, 'ffi')))
+        r.literal = tostring(chunk)
+        r.loaded = tostring(package.loaded.ffi)
+        return 1, ts, r
+    end";
+    let mut f = inline(code, &[]);
+    let (out, c) = apply(&mut f, rec(&[]));
+    assert_eq!(c.errors.get(), 0);
+    assert_eq!(out[0].fields, map(&[("literal", s("nil")), ("loaded", s("nil")), ("required", s("false"))]));
+}

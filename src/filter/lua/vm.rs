@@ -3,8 +3,9 @@
 //! as in Fluent Bit).
 //!
 //! The VM is LuaJIT (Lua 5.1 dialect, like Fluent Bit) with the safe
-//! standard libraries: `debug` (which could remove the instruction hook) and
-//! `ffi` (which can corrupt memory) are not loaded; `debug.traceback` alone
+//! standard libraries: `debug` (which could remove the instruction hook) is
+//! not loaded, and LuaJIT is built without `ffi` (which can corrupt memory,
+//! and which LuaJIT would otherwise load for any `1LL` literal); `debug.traceback` alone
 //! exists (returning the message) so `xpcall(f, debug.traceback)` works. The JIT compiler is
 //! switched off and `jit.on` made a no-op, because LuaJIT does not run hooks
 //! inside compiled traces and the instruction limit could not stop a
@@ -21,6 +22,20 @@ use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Table};
 use super::limits::Limits;
 use super::options::{Settings, Source};
 use crate::config::ConfigError;
+
+/// LuaJIT is built without its FFI (`.cargo/config.toml`: with it, a
+/// script could load `ffi` through a `1LL` literal and `require`, then read
+/// and write any memory), but mlua's standard-library loader still names
+/// `luaopen_ffi`. gatelog never loads that library (`StdLib::ALL_SAFE`);
+/// called anyway, this raises. A duplicate-symbol link error here means
+/// LuaJIT was built with its FFI: build from the repository, where
+/// `.cargo/config.toml` applies.
+#[unsafe(no_mangle)]
+unsafe extern "C-unwind" fn luaopen_ffi(state: *mut mlua::ffi::lua_State) -> std::os::raw::c_int {
+    // SAFETY: a valid state (LuaJIT calls library openers with one); the
+    // message is a NUL-terminated literal without format directives.
+    unsafe { mlua::ffi::luaL_error(state, c"the ffi library is disabled in gatelog".as_ptr()) }
+}
 
 /// Registry name of the builtin `next`.
 pub(crate) const NEXT_KEY: &str = "gatelog.next";
