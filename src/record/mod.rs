@@ -107,8 +107,15 @@ impl From<i64> for Value {
 /// re-emits a record whose fields are then shared by both copies (usually
 /// neither is changed again, both are only formatted) instead of copied.
 /// Changing a shared map copies it first if the other side still holds it.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Map(Pairs);
+
+/// As the plain pairs, shared or not.
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Map").field(&self.pairs()).finish()
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Pairs {
@@ -311,8 +318,15 @@ mod tests {
         c.reserve(1);
         assert_eq!(c.iter().next().map(|(k, _)| k.as_ptr()), ptr);
         let d = c.share();
+        assert_eq!(format!("{d:?}"), format!("{:?}", Map::from_pairs(c.clone().into_pairs())));
+        // Taking the pairs while the other copy holds them copies them.
         assert_eq!(d.into_pairs().len(), 3);
-        assert_eq!(c.into_pairs().len(), 3);
+        assert_eq!(c.clone().into_pairs().len(), 3);
+        // A shared map appended to another.
+        let mut e = Map::from_pairs(vec![("x".into(), Value::Int(0))]);
+        let f = c.share();
+        e.extend(c);
+        assert_eq!((e.len(), f.len()), (4, 3));
     }
 
     #[test]

@@ -18,6 +18,12 @@
 //!   present keys and the learned ones. The way back then reads only the changed and added
 //!   values; unchanged strings are moved from the original record.
 //!
+//! The checker runs no script code: it reads a table without a metatable,
+//! and `==` between a script's value and a scalar original calls no
+//! metamethod (Lua 5.1 only asks `__eq` of two tables or two userdata, and
+//! LuaJIT is built without the FFI, whose cdata would compare through
+//! theirs).
+//!
 //! What the checker cannot vouch for goes through the general walk of
 //! [`super::reuse`], with the same result: another table returned, a
 //! metatable set on the record (its `__index` must not run), keys beyond the
@@ -88,6 +94,8 @@ pub(crate) struct Shapes {
     shapes: Vec<Shape>,
     /// Key slots of the last record that had no shape.
     candidate: Vec<u32>,
+    /// Key slots of the last shape refused (too many distinct keys).
+    refused: Vec<u32>,
     last: usize,
     tick: u64,
     compiles: u32,
@@ -96,6 +104,13 @@ pub(crate) struct Shapes {
     pending: Option<(usize, Vec<Box<str>>)>,
     /// Records the checker vouched for (for tests).
     pub checked: u64,
+}
+
+#[cfg(test)]
+impl Shapes {
+    pub(crate) fn compiles(&self) -> u32 {
+        self.compiles
+    }
 }
 
 impl Shapes {
@@ -154,6 +169,16 @@ impl Shapes {
             return Ok(());
         }
         self.candidate.clear();
+        // Compiled already (and retired, or `find` would have found it), or
+        // refused: not again.
+        if self.refused == seen || self.shapes.iter().any(|s| s.slots == seen) {
+            return Ok(());
+        }
+        if distinct(seen).len() > MAX_KEYS {
+            self.refused.clear();
+            self.refused.extend_from_slice(seen);
+            return Ok(());
+        }
         let Some(names) = seen.iter().map(|&s| keys.key(s).map(Box::from)).collect::<Option<Vec<Box<str>>>>() else {
             return Ok(());
         };

@@ -754,3 +754,25 @@ fn ffi_is_out_of_reach() {
     assert_eq!(c.errors.get(), 0);
     assert_eq!(out[0].fields, map(&[("literal", s("nil")), ("loaded", s("nil")), ("required", s("false"))]));
 }
+
+#[test]
+fn retired_and_refused_shapes_are_not_compiled_again() {
+    // A script that always returns a new table: the checker never runs, so
+    // the shape retires; it must not be compiled over and over.
+    let mut f =
+        inline("function f(tag, ts, r) local t = {} for k, v in pairs(r) do t[k] = v end return 1, ts, t end", &[]);
+    for _ in 0..200 {
+        let (_, c) = apply(&mut f, rec(&[("a", s("x")), ("b", s("y"))]));
+        assert_eq!(c.errors.get(), 0);
+    }
+    assert_eq!(f.crossing.shapes.compiles(), 1);
+    // 60 distinct keys: more than a shape takes; tried once.
+    let wide: Vec<(String, Value)> = (0..60).map(|i| (format!("k{i}"), s("v"))).collect();
+    let wide: Vec<(&str, Value)> = wide.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let mut f = inline("function f(tag, ts, r) r.z = 1 return 1, ts, r end", &[]);
+    for _ in 0..20 {
+        let (out, _) = apply(&mut f, rec(&wide));
+        assert_eq!(out[0].fields.len(), 61);
+    }
+    assert_eq!(f.crossing.shapes.compiles(), 0);
+}
