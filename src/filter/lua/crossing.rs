@@ -6,8 +6,9 @@
 //! Inside the call, the stack holds: 1 the anchor table (a registry table
 //! holding the trampoline, the `call` function, the `sec`/`nsec` strings,
 //! the last tag, the interned keys, see [`super::push`], and the compiled
-//! shapes); for a record of a compiled shape ([`super::shapes`]) its values
-//! and the table their constructor built; then the function and its three
+//! shapes); for a record of a compiled shape ([`super::shapes`]) the table
+//! its constructor built, then the checker's call laid out in advance (the
+//! checker, the table, the values); then the function and its three
 //! arguments, which `lua_pcall` replaces by its three results. The memory limit is armed only around that `lua_pcall` (see
 //! [`super::limits`]), so conversion never fails on it. No message handler
 //! is installed: only an error's first line is reported, so a traceback
@@ -202,8 +203,8 @@ impl Crossing {
     fn cross(&mut self, st: &mut Stack, vm: &Vm<'_>, input: &Input<'_>, shape: Option<usize>) -> (Step, i32) {
         let (lua, limits) = (vm.lua, vm.limits);
         let (tag, time, fields) = (input.tag, input.time, input.fields);
-        // Slot 1: the anchor table; with a shape, the record's values from
-        // slot 2 and its table after them (slot `base`).
+        // Slot 1: the anchor table; with a shape, slots [`T_KEEP`] to `base`
+        // (see [`VALUES`]).
         let room = if shape.is_some() { 2 * fields.len() + MAX_EXTRAS + 16 } else { 8 };
         if !st.reserve(room) {
             return (Step::Invalid("Lua stack exhausted".into()), 0);
@@ -212,6 +213,9 @@ impl Crossing {
         let shape = shape.filter(|&i| self.shapes.get(i).is_some());
         let base = match shape.and_then(|i| self.shapes.get(i)) {
             Some(sh) => {
+                st.push_nil(); // T_KEEP
+                st.raw_geti(ANCHORS, sh.checker_anchor()); // CHECKER
+                st.push_nil(); // T
                 let mut pusher = Pusher {
                     anchors: ANCHORS,
                     keys: &mut self.keys,
@@ -233,6 +237,9 @@ impl Crossing {
                     st.push_copy(VALUES + i as i32);
                 }
                 st.call(fields.len() as i32, 1);
+                st.push_copy(-1);
+                st.replace(T_KEEP);
+                st.replace(T);
                 st.top()
             }
             None => ANCHORS,
@@ -241,7 +248,7 @@ impl Crossing {
         self.push_tag(st, tag);
         push::time(st, ANCHORS, time, self.time_as_table);
         if shape.is_some() {
-            st.push_copy(base);
+            st.push_copy(T);
         } else if let Err(e) = self.pusher().record(st, fields) {
             return (Step::Invalid(format!("record conversion failed: {e}")), 0);
         }
@@ -265,15 +272,18 @@ impl Crossing {
                         result,
                     );
                 }
-                let walked = match shape {
+                let (walked, table) = match shape {
                     Some(i) => self.back_shaped(st, vm, i, base, fields),
-                    None => reuse::walk(st, result, &self.origins, fields, vm.conv.int_keys(), &mut self.plan),
+                    None => {
+                        (reuse::walk(st, result, &self.origins, fields, vm.conv.int_keys(), &mut self.plan), result)
+                    }
                 };
-                match walked {
+                let step = match walked {
                     Walked::Record => Step::Replace(time),
                     Walked::Empty => Step::Invalid("returned record is empty".into()),
                     Walked::Other => Step::Convert(time),
-                }
+                };
+                return (step, table);
             }
             c => Step::Invalid(format!("unexpected return code {c}, original record kept")),
         };
@@ -293,15 +303,27 @@ impl Crossing {
     /// The way back for a record of shape `i` whose table is at `base`
     /// (the script's result right after it): the checker when it can
     /// vouch, else the general walk, learning the keys it finds added.
-    fn back_shaped(&mut self, st: &mut Stack, vm: &Vm<'_>, i: usize, base: i32, fields: &[(Text, Value)]) -> Walked {
-        let result = base + 3;
+    /// Also returns the slot of the table read (for the general
+    /// conversion).
+    fn back_shaped(
+        &mut self,
+        st: &mut Stack,
+        vm: &Vm<'_>,
+        i: usize,
+        base: i32,
+        fields: &[(Text, Value)],
+    ) -> (Walked, i32) {
+        let mut table = base + 3;
         let int_keys = vm.conv.int_keys();
-        let fast = !vm.limits.instructions_tripped() && st.raw_equal(result, base) && !st.has_metatable(result);
+        let fast = !vm.limits.instructions_tripped() && st.raw_equal(table, T_KEEP) && !st.has_metatable(table);
         if let Some(sh) = self.shapes.get(i).filter(|_| fast) {
-            let checked = check(st, sh, base, fields, int_keys, self.flb_null, &mut self.plan);
+            // The script's results go; the checker's call is what is left.
+            st.set_top(base);
+            table = T_KEEP;
+            let checked = check(st, sh, fields, int_keys, self.flb_null, &mut self.plan);
             if let Some(walked) = checked {
                 self.shapes.hit(i);
-                return walked;
+                return (walked, table);
             }
         }
         // The walk finds original keys by their interned address.
@@ -311,10 +333,10 @@ impl Crossing {
                 self.origins.insert(self.keys.ptr(*slot), pos);
             }
         }
-        let walked = reuse::walk(st, result, &self.origins, fields, int_keys, &mut self.plan);
+        let walked = reuse::walk(st, table, &self.origins, fields, int_keys, &mut self.plan);
         let added = matches!(walked, Walked::Record).then(|| self.plan.added_keys());
         self.shapes.missed(i, added.into_iter().flatten());
-        walked
+        (walked, table)
     }
 
     /// The tag string, re-created only when it changes (records of one
@@ -335,35 +357,33 @@ impl Crossing {
 
 /// Stack slots inside the closure.
 const ANCHORS: i32 = 1;
-/// A shaped record's values start here.
-const VALUES: i32 = 2;
+/// A shaped record: its table (kept for reading back), the checker, the
+/// table again and the values from [`VALUES`] on. The checker's call is
+/// there already: it needs no copies of the values the constructor took.
+const T_KEEP: i32 = 2;
+const CHECKER: i32 = 3;
+const T: i32 = 4;
+const VALUES: i32 = 5;
 
-/// Run shape `sh`'s checker on the table at `base` (the values passed to
-/// its constructor below it) and fill `plan` from its answer, as the walk
-/// would; `None` when it cannot vouch for the table.
+/// Run shape `sh`'s checker, whose call is the top of the stack (from
+/// [`CHECKER`]), and fill `plan` from its answer as the walk would; `None`
+/// when it cannot vouch for the table. Leaves the stack at [`T_KEEP`].
 fn check(
     st: &mut Stack,
     sh: &Shape,
-    base: i32,
     fields: &[(Text, Value)],
     int_keys: &[String],
     flb_null: bool,
     plan: &mut Plan,
 ) -> Option<Walked> {
     let n = fields.len();
-    let top = st.top();
-    st.raw_geti(ANCHORS, sh.checker_anchor());
-    st.push_copy(base);
-    for i in 0..n {
-        st.push_copy(VALUES + i as i32);
-    }
     let extras = sh.extras.len();
     st.unhooked(|st| st.call(n as i32 + 1, 2 + extras as i32));
-    let mask = st.number(top + 1) as u64;
-    let count = st.number(top + 2);
-    let walked = fill(st, sh, base, fields, mask, top + 3, int_keys, flb_null, plan)
+    let mask = st.number(CHECKER) as u64;
+    let count = st.number(CHECKER + 1);
+    let walked = fill(st, sh, T_KEEP, fields, mask, CHECKER + 2, int_keys, flb_null, plan)
         .and_then(|(walked, present)| (count == present as f64).then_some(walked));
-    st.set_top(top);
+    st.set_top(T_KEEP);
     walked
 }
 

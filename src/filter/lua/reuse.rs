@@ -53,6 +53,7 @@ impl Plan {
     }
 
     /// The key at `first` keeps the original value at `last` (moved).
+    #[inline]
     pub(crate) fn keep(&mut self, first: usize, last: usize) {
         if let Some(s) = self.slots.get_mut(first) {
             *s = Slot::Keep(last);
@@ -60,6 +61,7 @@ impl Plan {
     }
 
     /// Original field `i` gets `v`.
+    #[inline]
     pub(crate) fn set(&mut self, i: usize, v: Value) {
         if let Some(s) = self.slots.get_mut(i) {
             *s = Slot::New(v);
@@ -67,6 +69,7 @@ impl Plan {
     }
 
     /// A field the original did not have.
+    #[inline]
     pub(crate) fn add(&mut self, key: Text, v: Value) {
         self.added.push((key, v));
     }
@@ -258,6 +261,7 @@ pub(crate) fn scalar(st: &Stack, idx: i32, kind: Kind, key: &str, int_keys: &[St
 
 /// A Lua number under `key` as a record value: truncated for a
 /// `type_int_key`, else [`number`].
+#[inline]
 pub(crate) fn lua_number(f: f64, key: &str, int_keys: &[String]) -> Value {
     if int_keys.iter().any(|k| k == key) {
         Value::Int(f as i64)

@@ -269,6 +269,12 @@ impl Stack {
         unsafe { ffi::lua_pushvalue(self.l, idx) }
     }
 
+    /// Move the top value into slot `idx` (popped).
+    pub(crate) fn replace(&mut self, idx: i32) {
+        // SAFETY: valid state; `idx` is a slot below the top.
+        unsafe { ffi::lua_replace(self.l, idx) }
+    }
+
     pub(crate) fn new_table(&mut self, narr: usize, nrec: usize) {
         let size = |n: usize| c_int::try_from(n).unwrap_or(c_int::MAX);
         // SAFETY: valid state; the sizes are hints.
