@@ -402,6 +402,9 @@ fn fill(
     flb_null: bool,
     plan: &mut Plan,
 ) -> Option<(Walked, usize)> {
+    if mask == 0 {
+        return fill_unchanged(st, sh, fields, extras_at, int_keys, flb_null, plan);
+    }
     plan.start(fields.len());
     let mut present = 0;
     for (bit, &(first, last)) in sh.distinct.iter().enumerate() {
@@ -435,6 +438,61 @@ fn fill(
             Value::Array(_) | Value::Map(_) => return None,
         }
     }
+    present += add_extras(st, sh, extras_at, int_keys, plan)?;
+    Some((plan.walked(), present))
+}
+
+/// [`fill`] when no value changed: the original fields, edited as the
+/// walk would rebuild them (a duplicated key's last value at its first
+/// position, numbers as Lua gives them back, nulls gone unless
+/// `enable_flb_null`), plus the learned keys.
+fn fill_unchanged(
+    st: &mut Stack,
+    sh: &Shape,
+    fields: &[(Text, Value)],
+    extras_at: i32,
+    int_keys: &[String],
+    flb_null: bool,
+    plan: &mut Plan,
+) -> Option<(Walked, usize)> {
+    plan.start_edits();
+    for &i in &sh.later {
+        plan.edit_drop(i);
+    }
+    let mut present = 0;
+    for &(first, last) in &sh.distinct {
+        let (Some((key, _)), Some((_, v))) = (fields.get(first), fields.get(last)) else {
+            return None;
+        };
+        if first != last {
+            plan.edit_move(first, last);
+        }
+        let normal = match v {
+            Value::Str(_) | Value::Bool(_) => None,
+            Value::Int(n) => Some(reuse::lua_number(*n as f64, key, int_keys)),
+            Value::Float(f) => Some(reuse::lua_number(*f, key, int_keys)),
+            Value::Null if flb_null => None,
+            Value::Null => {
+                plan.edit_drop(first);
+                continue;
+            }
+            Value::Array(_) | Value::Map(_) => return None,
+        };
+        present += 1;
+        if let Some(n) = normal.filter(|n| n != v) {
+            plan.edit_set(first, n);
+        }
+    }
+    let kept = present;
+    present += add_extras(st, sh, extras_at, int_keys, plan)?;
+    let walked = if kept > 0 || plan.has_added() { Walked::Record } else { Walked::Empty };
+    Some((walked, present))
+}
+
+/// The learned keys' values (results of the checker from `extras_at`)
+/// into `plan`; how many are present.
+fn add_extras(st: &mut Stack, sh: &Shape, extras_at: i32, int_keys: &[String], plan: &mut Plan) -> Option<usize> {
+    let mut present = 0;
     for (j, name) in sh.extras.iter().enumerate() {
         let at = extras_at + j as i32;
         let kind = st.kind(at);
@@ -448,7 +506,7 @@ fn fill(
             Scalar::Table => return None,
         }
     }
-    Some((plan.walked(), present))
+    Some(present)
 }
 
 /// `lua_tointeger` of the first result: numbers truncate, numeric strings

@@ -42,14 +42,71 @@ pub(crate) struct Plan {
     slots: Vec<Slot>,
     /// Keys the original did not have.
     added: Vec<(Text, Value)>,
+    /// Instead of `slots`: the original fields with these edits (see
+    /// [`Plan::start_edits`]).
+    edits: Option<Edits>,
+    spare: Edits,
+}
+
+/// Edits of the original fields, applied in this order.
+#[derive(Default)]
+struct Edits {
+    /// `(first, last)`: the value at `last` moves to `first`.
+    moves: Vec<(usize, usize)>,
+    set: Vec<(usize, Value)>,
+    /// Positions removed.
+    drop: Vec<usize>,
 }
 
 impl Plan {
     /// Start a plan over `n` original fields, all absent.
     pub(crate) fn start(&mut self, n: usize) {
+        self.park_edits();
         self.slots.clear();
         self.slots.resize_with(n, || Slot::Absent);
         self.added.clear();
+    }
+
+    /// Start a plan that keeps the original fields, edited: for a table
+    /// the script left as it was, where most fields stay where they are.
+    pub(crate) fn start_edits(&mut self) {
+        self.park_edits();
+        let mut e = std::mem::take(&mut self.spare);
+        e.moves.clear();
+        e.set.clear();
+        e.drop.clear();
+        self.edits = Some(e);
+        self.added.clear();
+    }
+
+    fn park_edits(&mut self) {
+        if let Some(e) = self.edits.take() {
+            self.spare = e;
+        }
+    }
+
+    /// Edit: the value at `last` moves to `first` (a duplicated key).
+    #[inline]
+    pub(crate) fn edit_move(&mut self, first: usize, last: usize) {
+        if let Some(e) = &mut self.edits {
+            e.moves.push((first, last));
+        }
+    }
+
+    /// Edit: the field at `i` gets `v`.
+    #[inline]
+    pub(crate) fn edit_set(&mut self, i: usize, v: Value) {
+        if let Some(e) = &mut self.edits {
+            e.set.push((i, v));
+        }
+    }
+
+    /// Edit: the field at `i` goes.
+    #[inline]
+    pub(crate) fn edit_drop(&mut self, i: usize) {
+        if let Some(e) = &mut self.edits {
+            e.drop.push(i);
+        }
     }
 
     /// The key at `first` keeps the original value at `last` (moved).
@@ -82,6 +139,11 @@ impl Plan {
         } else {
             Walked::Empty
         }
+    }
+
+    /// Whether the plan adds keys to the original.
+    pub(crate) fn has_added(&self) -> bool {
+        !self.added.is_empty()
     }
 
     /// Keys the plan adds to the original.
@@ -148,6 +210,13 @@ pub(crate) fn walk(
 /// `first >= w` and a value at `last >= first`, which no earlier step has
 /// touched.
 pub(crate) fn materialize(plan: &mut Plan, fields: &mut Vec<(Text, Value)>) {
+    if let Some(mut e) = plan.edits.take() {
+        apply_edits(&mut e, fields);
+        plan.spare = e;
+        plan.added.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        fields.append(&mut plan.added);
+        return;
+    }
     let mut w = 0;
     for first in 0..fields.len() {
         let value = match plan.slots.get_mut(first).map(|s| std::mem::replace(s, Slot::Absent)) {
@@ -175,6 +244,29 @@ pub(crate) fn materialize(plan: &mut Plan, fields: &mut Vec<(Text, Value)>) {
     fields.truncate(w);
     plan.added.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     fields.append(&mut plan.added);
+}
+
+fn apply_edits(e: &mut Edits, fields: &mut Vec<(Text, Value)>) {
+    for &(first, last) in &e.moves {
+        if let Some(v) = fields.get_mut(last).map(|f| std::mem::replace(&mut f.1, Value::Null)) {
+            if let Some(f) = fields.get_mut(first) {
+                f.1 = v;
+            }
+        }
+    }
+    for (i, v) in e.set.drain(..) {
+        if let Some(f) = fields.get_mut(i) {
+            f.1 = v;
+        }
+    }
+    if !e.drop.is_empty() {
+        let mut i = 0;
+        fields.retain(|_| {
+            let keep = !e.drop.contains(&i);
+            i += 1;
+            keep
+        });
+    }
 }
 
 /// One key/value pair of the returned table.

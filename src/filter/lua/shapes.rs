@@ -69,6 +69,8 @@ pub(crate) struct Shape {
     /// First and last position of each distinct key, in first-position
     /// order (the checker's bit order).
     pub distinct: Vec<(usize, usize)>,
+    /// Positions of a key seen before (a duplicate's later occurrences).
+    pub later: Vec<usize>,
     /// Keys the script added before, in the checker's result order.
     pub extras: Vec<Box<str>>,
     /// Anchor slot of the constructor; the checker sits right after.
@@ -246,7 +248,8 @@ impl Shapes {
         let anchor = FIRST_SHAPE + 2 * at as i32;
         anchors.raw_set(anchor, ctor)?;
         anchors.raw_set(anchor + 1, check)?;
-        let shape = Shape { keys, slots, distinct, extras, anchor, used: self.tick, misses: 0 };
+        let later = (0..slots.len()).filter(|&i| slots[..i].contains(&slots[i])).collect();
+        let shape = Shape { keys, slots, distinct, later, extras, anchor, used: self.tick, misses: 0 };
         match self.shapes.get_mut(at) {
             Some(s) => *s = shape,
             None => self.shapes.push(shape),
