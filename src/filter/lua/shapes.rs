@@ -15,14 +15,19 @@
 //!   unchanged string is the same object), and returns a bitmask of the
 //!   changed keys, the key count, and the values of the learned added keys.
 //!   Keys outside the shape are those the count has beyond the shape's
-//!   present keys and the learned ones. The way back then reads only the changed and added
-//!   values; unchanged strings are moved from the original record.
+//!   present keys and the learned ones. The way back then reads only the
+//!   changed and added values; unchanged strings are moved from the
+//!   original record, and when nothing changed the original fields are
+//!   kept and only edited (a duplicated key's last value moved, numbers as
+//!   Lua returns them, nulls dropped unless `enable_flb_null`).
 //!
-//! The checker runs no script code: it reads a table without a metatable,
-//! and `==` between a script's value and a scalar original calls no
-//! metamethod (Lua 5.1 only asks `__eq` of two tables or two userdata, and
-//! LuaJIT is built without the FFI, whose cdata would compare through
-//! theirs).
+//! The checker's call is laid out on the stack before the script runs (see
+//! `crossing.rs`), and it runs with the count hook off: it runs no script
+//! code, since it reads a table without a metatable, and `==` between a
+//! script's value and a scalar original calls no metamethod (Lua 5.1 only
+//! asks `__eq` of two tables or two userdata, and LuaJIT is built without
+//! the FFI, whose cdata would compare through theirs); and it allocates
+//! nothing, so no collector step runs inside it.
 //!
 //! What the checker cannot vouch for goes through the general walk of
 //! [`super::reuse`], with the same result: another table returned, a
@@ -36,12 +41,14 @@
 //! all in the key cache, with scalar values only (a nested table can be
 //! changed in place, which no comparison would see). A duplicated key is
 //! set in order in the constructor, so its last value wins as in the
-//! general push, and the checker compares it with that last value. It is compiled when two records in a row have it;
-//! at most [`MAX_SHAPES`] are kept (the least recently used is replaced) and
-//! at most [`MAX_COMPILES`] compiled per VM, so a source whose shape keeps
-//! changing costs one comparison per record, not a compile. A shape whose
-//! checker gives up [`MAX_MISSES`] times in a row is retired: its records go
-//! the general way.
+//! general push, and the checker compares it with that last value. A shape
+//! is compiled when two records in a row have it; at most [`MAX_SHAPES`]
+//! are kept (the least recently used is replaced) and at most
+//! [`MAX_COMPILES`] compiled per VM, so a source whose shape keeps changing
+//! costs one comparison per record, not a compile. A shape whose checker
+//! gives up [`MAX_MISSES`] times in a row is retired: its records go the
+//! general way, and neither it nor a shape with too many distinct keys is
+//! compiled again.
 
 use mlua::{Function, Lua, Table};
 
