@@ -223,15 +223,7 @@ impl Crossing {
                     seen: &mut self.seen,
                     flb_null: self.flb_null,
                 };
-                for (slot, (_, v)) in sh.slots.iter().zip(fields) {
-                    match v {
-                        Value::Str(s) => pusher.remembered(st, *slot, s.as_bytes()),
-                        // A scalar: cannot fail.
-                        _ => {
-                            let _ = pusher.value(st, v, 1);
-                        }
-                    }
-                }
+                pusher.values(st, &sh.slots, fields);
                 st.raw_geti(ANCHORS, sh.anchor);
                 for i in 0..fields.len() {
                     st.push_copy(VALUES + i as i32);
@@ -381,20 +373,22 @@ fn check(
     st.unhooked(|st| st.call(n as i32 + 1, 2 + extras as i32));
     let mask = st.number(CHECKER) as u64;
     let count = st.number(CHECKER + 1);
-    let walked = fill(st, sh, T_KEEP, fields, mask, CHECKER + 2, int_keys, flb_null, plan)
+    let walked = fill(st, sh, fields, mask, CHECKER + 2, int_keys, flb_null, plan)
         .and_then(|(walked, present)| (count == present as f64).then_some(walked));
     st.set_top(T_KEEP);
     walked
 }
 
-/// [`check`]'s plan: changed values read from the table, unchanged ones
-/// converted as the walk would (strings moved), learned keys added; with
-/// the number of keys the table holds among them.
+/// [`check`]'s plan: the original fields, edited as the walk would rebuild
+/// them. A duplicated key's last value moves to its first position; a
+/// changed value is read from the table (gone when nil or not a record
+/// value); an unchanged one stays as Lua gives it back (numbers converted,
+/// nulls gone unless `enable_flb_null`); learned keys are added. Also
+/// returns the number of keys the table holds among them.
 #[allow(clippy::too_many_arguments)]
 fn fill(
     st: &mut Stack,
     sh: &Shape,
-    base: i32,
     fields: &[(Text, Value)],
     mask: u64,
     extras_at: i32,
@@ -402,88 +396,58 @@ fn fill(
     flb_null: bool,
     plan: &mut Plan,
 ) -> Option<(Walked, usize)> {
-    if mask == 0 {
-        return fill_unchanged(st, sh, fields, extras_at, int_keys, flb_null, plan);
+    enum Edit {
+        Keep,
+        Set(Value),
+        Drop,
     }
-    plan.start(fields.len());
-    let mut present = 0;
+    plan.start_edits();
+    for &i in &sh.later {
+        plan.edit_drop(i);
+    }
+    let (mut present, mut kept) = (0, 0);
     for (bit, &(first, last)) in sh.distinct.iter().enumerate() {
         let (Some((key, _)), Some((_, v)), Some(slot)) = (fields.get(first), fields.get(last), sh.slots.get(first))
         else {
             return None;
         };
-        if mask & (1 << bit) != 0 {
+        if first != last {
+            plan.edit_move(first, last);
+        }
+        let edit = if mask & (1 << bit) != 0 {
             st.raw_geti(ANCHORS, key_index(*slot));
-            let kind = st.raw_get(base);
+            let kind = st.raw_get(T_KEEP);
             present += usize::from(kind != Kind::Nil);
             let read = reuse::scalar(st, -1, kind, key, int_keys);
             st.set_top(-2);
             match read {
-                Scalar::Value(v) => plan.set(first, v),
-                Scalar::Dropped => {}
+                Scalar::Value(v) => Edit::Set(v),
+                Scalar::Dropped => Edit::Drop,
                 Scalar::Table => return None,
             }
-            continue;
-        }
-        // Unchanged: the last value, as the table holds it.
-        present += usize::from(flb_null || !matches!(v, Value::Null));
-        match v {
-            Value::Str(_) => plan.keep(first, last),
-            Value::Int(n) => plan.set(first, reuse::lua_number(*n as f64, key, int_keys)),
-            Value::Float(f) => plan.set(first, reuse::lua_number(*f, key, int_keys)),
-            Value::Bool(b) => plan.set(first, Value::Bool(*b)),
-            Value::Null if flb_null => plan.set(first, Value::Null),
-            // Pushed as nil: not in the table.
-            Value::Null => {}
-            Value::Array(_) | Value::Map(_) => return None,
-        }
-    }
-    present += add_extras(st, sh, extras_at, int_keys, plan)?;
-    Some((plan.walked(), present))
-}
-
-/// [`fill`] when no value changed: the original fields, edited as the
-/// walk would rebuild them (a duplicated key's last value at its first
-/// position, numbers as Lua gives them back, nulls gone unless
-/// `enable_flb_null`), plus the learned keys.
-fn fill_unchanged(
-    st: &mut Stack,
-    sh: &Shape,
-    fields: &[(Text, Value)],
-    extras_at: i32,
-    int_keys: &[String],
-    flb_null: bool,
-    plan: &mut Plan,
-) -> Option<(Walked, usize)> {
-    plan.start_edits();
-    for &i in &sh.later {
-        plan.edit_drop(i);
-    }
-    let mut present = 0;
-    for &(first, last) in &sh.distinct {
-        let (Some((key, _)), Some((_, v))) = (fields.get(first), fields.get(last)) else {
-            return None;
+        } else {
+            let edit = match v {
+                Value::Str(_) | Value::Bool(_) => Edit::Keep,
+                Value::Null if flb_null => Edit::Keep,
+                Value::Null => Edit::Drop,
+                Value::Int(n) => Edit::Set(reuse::lua_number(*n as f64, key, int_keys)),
+                Value::Float(f) => Edit::Set(reuse::lua_number(*f, key, int_keys)),
+                Value::Array(_) | Value::Map(_) => return None,
+            };
+            present += usize::from(!matches!(edit, Edit::Drop));
+            edit
         };
-        if first != last {
-            plan.edit_move(first, last);
-        }
-        let normal = match v {
-            Value::Str(_) | Value::Bool(_) => None,
-            Value::Int(n) => Some(reuse::lua_number(*n as f64, key, int_keys)),
-            Value::Float(f) => Some(reuse::lua_number(*f, key, int_keys)),
-            Value::Null if flb_null => None,
-            Value::Null => {
-                plan.edit_drop(first);
-                continue;
+        match edit {
+            Edit::Keep => kept += 1,
+            Edit::Set(n) => {
+                kept += 1;
+                if n != *v {
+                    plan.edit_set(first, n);
+                }
             }
-            Value::Array(_) | Value::Map(_) => return None,
-        };
-        present += 1;
-        if let Some(n) = normal.filter(|n| n != v) {
-            plan.edit_set(first, n);
+            Edit::Drop => plan.edit_drop(first),
         }
     }
-    let kept = present;
     present += add_extras(st, sh, extras_at, int_keys, plan)?;
     let walked = if kept > 0 || plan.has_added() { Walked::Record } else { Walked::Empty };
     Some((walked, present))

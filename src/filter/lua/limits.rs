@@ -112,20 +112,14 @@ impl Limits {
         if b.limit > 0 {
             b.remaining.store(b.limit, Ordering::Relaxed);
             if b.tripped.swap(false, Ordering::Relaxed) {
-                let step = step_for(b.limit);
-                // SAFETY: only resets the hook's period on the VM's state.
-                let _ = unsafe {
-                    lua.exec_raw::<()>((), |state| {
-                        ffi::lua_sethook(state, Some(count_hook), ffi::LUA_MASKCOUNT, step);
-                    })
-                };
+                self.rearm(lua);
             }
         }
     }
 
-    /// Install the count hook again with its normal period: after a Lua
-    /// error escaped gatelog's own code, which may have run with the hook
-    /// off (`Stack::unhooked`).
+    /// Install the count hook again with its normal period: after a trip,
+    /// and after a Lua error escaped gatelog's own code, which may have run
+    /// with the hook off (`Stack::unhooked`).
     pub(crate) fn rearm(&self, lua: &Lua) {
         let b = &self.budget;
         if b.limit > 0 {

@@ -72,6 +72,22 @@ impl Pusher<'_> {
         Ok(())
     }
 
+    /// Push the values of scalar `fields` whose keys sit in key cache
+    /// `slots` (a compiled shape's: its constructor takes them as
+    /// arguments).
+    #[inline]
+    pub(crate) fn values(&mut self, st: &mut Stack, slots: &[u32], fields: &[(Text, Value)]) {
+        for (slot, (_, v)) in slots.iter().zip(fields) {
+            match v {
+                Value::Str(s) => self.remembered(st, *slot, s.as_bytes()),
+                // A scalar: no table to open, so it cannot fail.
+                _ => {
+                    let _ = self.value(st, v, 1);
+                }
+            }
+        }
+    }
+
     /// Push a key; returns its slot and interned address when it is cached.
     fn key(&mut self, st: &mut Stack, pos: Option<usize>, k: &str) -> Option<Interned> {
         if let Some(hit) = self.keys.find(pos, k) {
@@ -88,7 +104,7 @@ impl Pusher<'_> {
 
     /// Push the string value of a cached key: the anchored string when the
     /// bytes are those of the last value, else a new one that is remembered.
-    pub(crate) fn remembered(&mut self, st: &mut Stack, slot: u32, s: &[u8]) {
+    fn remembered(&mut self, st: &mut Stack, slot: u32, s: &[u8]) {
         let at = key_index(slot) + 1;
         let last = self.keys.last_value(slot);
         if last == Some(s) {
@@ -113,7 +129,7 @@ impl Pusher<'_> {
     }
 
     /// Push one value; `depth` is the nesting level of a table it creates.
-    pub(crate) fn value(&mut self, st: &mut Stack, v: &Value, depth: usize) -> Result<(), String> {
+    fn value(&mut self, st: &mut Stack, v: &Value, depth: usize) -> Result<(), String> {
         match v {
             Value::Str(s) => {
                 st.push_bytes(s.as_bytes());

@@ -42,10 +42,10 @@ pub(crate) struct Plan {
     slots: Vec<Slot>,
     /// Keys the original did not have.
     added: Vec<(Text, Value)>,
-    /// Instead of `slots`: the original fields with these edits (see
-    /// [`Plan::start_edits`]).
-    edits: Option<Edits>,
-    spare: Edits,
+    /// Instead of `slots`, when `edited`: the original fields with these
+    /// edits (see [`Plan::start_edits`]).
+    edits: Edits,
+    edited: bool,
 }
 
 /// Edits of the original fields, applied in this order.
@@ -61,84 +61,44 @@ struct Edits {
 impl Plan {
     /// Start a plan over `n` original fields, all absent.
     pub(crate) fn start(&mut self, n: usize) {
-        self.park_edits();
+        self.edited = false;
         self.slots.clear();
         self.slots.resize_with(n, || Slot::Absent);
         self.added.clear();
     }
 
-    /// Start a plan that keeps the original fields, edited: for a table
-    /// the script left as it was, where most fields stay where they are.
+    /// Start a plan that keeps the original fields, edited: for the table
+    /// the script was given, where most fields stay where they are.
     pub(crate) fn start_edits(&mut self) {
-        self.park_edits();
-        let mut e = std::mem::take(&mut self.spare);
-        e.moves.clear();
-        e.set.clear();
-        e.drop.clear();
-        self.edits = Some(e);
+        self.edited = true;
+        self.edits.moves.clear();
+        self.edits.set.clear();
+        self.edits.drop.clear();
         self.added.clear();
-    }
-
-    fn park_edits(&mut self) {
-        if let Some(e) = self.edits.take() {
-            self.spare = e;
-        }
     }
 
     /// Edit: the value at `last` moves to `first` (a duplicated key).
     #[inline]
     pub(crate) fn edit_move(&mut self, first: usize, last: usize) {
-        if let Some(e) = &mut self.edits {
-            e.moves.push((first, last));
-        }
+        self.edits.moves.push((first, last));
     }
 
     /// Edit: the field at `i` gets `v`.
     #[inline]
     pub(crate) fn edit_set(&mut self, i: usize, v: Value) {
-        if let Some(e) = &mut self.edits {
-            e.set.push((i, v));
-        }
+        self.edits.set.push((i, v));
     }
 
     /// Edit: the field at `i` goes.
     #[inline]
     pub(crate) fn edit_drop(&mut self, i: usize) {
-        if let Some(e) = &mut self.edits {
-            e.drop.push(i);
-        }
-    }
-
-    /// The key at `first` keeps the original value at `last` (moved).
-    #[inline]
-    pub(crate) fn keep(&mut self, first: usize, last: usize) {
-        if let Some(s) = self.slots.get_mut(first) {
-            *s = Slot::Keep(last);
-        }
-    }
-
-    /// Original field `i` gets `v`.
-    #[inline]
-    pub(crate) fn set(&mut self, i: usize, v: Value) {
-        if let Some(s) = self.slots.get_mut(i) {
-            *s = Slot::New(v);
-        }
+        self.edits.drop.push(i);
     }
 
     /// A field the original did not have.
     #[inline]
     pub(crate) fn add(&mut self, key: Text, v: Value) {
         self.added.push((key, v));
-    }
-
-    /// How the plan ends, as [`walk`] would report it.
-    pub(crate) fn walked(&self) -> Walked {
-        let kept = self.slots.iter().any(|s| !matches!(s, Slot::Absent));
-        if kept || !self.added.is_empty() {
-            Walked::Record
-        } else {
-            Walked::Empty
-        }
     }
 
     /// Whether the plan adds keys to the original.
@@ -210,9 +170,8 @@ pub(crate) fn walk(
 /// `first >= w` and a value at `last >= first`, which no earlier step has
 /// touched.
 pub(crate) fn materialize(plan: &mut Plan, fields: &mut Vec<(Text, Value)>) {
-    if let Some(mut e) = plan.edits.take() {
-        apply_edits(&mut e, fields);
-        plan.spare = e;
+    if plan.edited {
+        apply_edits(&mut plan.edits, fields);
         plan.added.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         fields.append(&mut plan.added);
         return;
