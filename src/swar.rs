@@ -33,3 +33,22 @@ pub(crate) fn below(w: u64, n: u8) -> u64 {
 pub(crate) fn first(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
+/// `a == b`, inline: for short keys, where a `memcmp` call costs more than
+/// the comparison (two overlapping loads of up to 8 bytes each side cover
+/// 4..=16 bytes).
+#[inline]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+        s.get(at..at + N).and_then(|w| w.try_into().ok()).unwrap_or([0; N])
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0..=3 => a == b,
+        4..=7 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        8..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        _ => a == b,
+    }
+}

@@ -48,9 +48,6 @@ pub struct Plan {
     pub outputs: Vec<OutputInstance>,
     /// Things that work but are probably not what the user wants.
     pub warnings: Vec<String>,
-    /// The fields the filters and outputs read: JSON and rfc3164 parsers
-    /// build only these when it is not `All`.
-    pub reads: Reads,
     /// Each parser that builds only some fields, and which (for the
     /// start-up log): `input syslog.0, parser rfc3164: message, uri`.
     pub narrowed: Vec<String>,
@@ -179,7 +176,7 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
     }
 
     confine_and_warn(&inputs, &filters, &mut outputs, &mut warnings);
-    let (reads, narrowed) = project(&mut inputs, &mut filters, &outputs);
+    let narrowed = project(&mut inputs, &mut filters, &outputs);
 
     if inputs.is_empty() && errors.is_empty() {
         errors.push(
@@ -190,24 +187,26 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
         warnings.push("the configuration has no [OUTPUT]: every record is counted as unrouted and discarded".into());
     }
     match service {
-        Some(service) if errors.is_empty() => Ok(Plan { service, inputs, filters, outputs, warnings, reads, narrowed }),
+        Some(service) if errors.is_empty() => Ok(Plan { service, inputs, filters, outputs, warnings, narrowed }),
         _ => Err(ConfigErrors(errors)),
     }
 }
 
 /// What the filters and outputs read, whatever their Match (records
-/// re-tagged by rewrite_tag run the chain again), and the parsers narrowed
-/// to it when it is a list of keys, each described.
-fn project(
-    inputs: &mut [InputPlan],
-    filters: &mut [FilterInstance],
-    outputs: &[OutputInstance],
-) -> (Reads, Vec<String>) {
-    let reads = filters
+/// re-tagged by rewrite_tag run the chain again): JSON and rfc3164 parsers
+/// build only these when it is not `All`.
+fn reads(filters: &[FilterInstance], outputs: &[OutputInstance]) -> Reads {
+    filters
         .iter()
         .map(|f| f.filter.reads())
         .chain(outputs.iter().map(|o| o.output.reads()))
-        .fold(Reads::nothing(), Reads::union);
+        .fold(Reads::nothing(), Reads::union)
+}
+
+/// Narrow the parsers to [`reads`] when it is a list of keys; each
+/// narrowed parser described.
+fn project(inputs: &mut [InputPlan], filters: &mut [FilterInstance], outputs: &[OutputInstance]) -> Vec<String> {
+    let reads = reads(filters, outputs);
     let mut narrowed = Vec::new();
     if let Reads::Keys(keys) = &reads {
         for i in inputs.iter_mut() {
@@ -223,7 +222,7 @@ fn project(
             }
         }
     }
-    (reads, narrowed)
+    narrowed
 }
 
 /// Tag-as-path outputs are confined to the fixed directories in front of
@@ -319,7 +318,7 @@ mod tests {
              [OUTPUT]\n    Name file\n    Match /logs/*\n    Format template\n    Template {time} {uri} {status}\n\
              [OUTPUT]\n    Name null\n    Match kube.*\n",
         );
-        assert_eq!(p.reads, Reads::keys(["message", "vhost", "n", "uri", "status"]));
+        assert_eq!(reads(&p.filters, &p.outputs), Reads::keys(["message", "vhost", "n", "uri", "status"]));
         assert_eq!(
             p.narrowed,
             [
@@ -450,7 +449,7 @@ mod tests {
              [OUTPUT]\n    Name null\n    Match *\n",
         ] {
             let mut p = plan(stages);
-            assert_eq!(p.reads, Reads::All, "{stages}");
+            assert_eq!(reads(&p.filters, &p.outputs), Reads::All, "{stages}");
             assert!(p.narrowed.is_empty());
             assert_eq!(parsed(&mut p).len(), 5, "{stages}");
         }

@@ -407,10 +407,7 @@ impl<'a> Json<'a> {
     /// into valid strings), else a lossy copy.
     #[inline]
     fn plain(&self, start: usize, raw: &[u8]) -> Text {
-        match self.text.and_then(|t| t.get(start..start + raw.len())) {
-            Some(s) => Text::new(s),
-            None => lossy_text(raw),
-        }
+        crate::record::sliced_text(self.text, start, raw)
     }
 
     /// After the opening quote; consumes the closing one.

@@ -23,7 +23,7 @@ use nom::IResult;
 use super::strptime::Tm;
 use super::ParseFailure;
 use crate::record::reads::KeySet;
-use crate::record::{lossy_text, Text, Value};
+use crate::record::{Text, Value};
 
 /// The header split into byte slices of the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,11 +215,8 @@ pub(crate) fn fields(
         // `part` lies within `input` (checked, not assumed): then it is the
         // same bytes in `line`, and valid wherever it ends on a boundary.
         let off = (part.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
-        let sub = line.filter(|_| off <= input.len() && part.len() <= input.len() - off);
-        match sub.and_then(|l| l.get(off..off + part.len())) {
-            Some(s) => Text::new(s),
-            None => lossy_text(part),
-        }
+        let within = off <= input.len() && part.len() <= input.len() - off;
+        crate::record::sliced_text(line.filter(|_| within), off, part)
     };
     let wanted = |k: &str| keep.is_none_or(|set| set.contains(k.as_bytes()));
     let mut out = Vec::with_capacity(6);
@@ -243,6 +240,7 @@ pub(crate) fn fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::lossy_text;
 
     fn d(s: &str) -> Header<'_> {
         decode(s.as_bytes()).unwrap()

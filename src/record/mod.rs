@@ -276,6 +276,17 @@ pub fn lossy_text(bytes: &[u8]) -> Text {
     }
 }
 
+/// `raw`, found at `start` in a line whose UTF-8 check gave `whole`: sliced
+/// from it when the line is valid UTF-8 and the slice ends on character
+/// boundaries (as it does next to ASCII delimiters), else a lossy copy.
+#[inline]
+pub fn sliced_text(whole: Option<&str>, start: usize, raw: &[u8]) -> Text {
+    match whole.and_then(|t| t.get(start..start.checked_add(raw.len())?)) {
+        Some(s) => Text::new(s),
+        None => lossy_text(raw),
+    }
+}
+
 /// [`lossy_text`] as a `String` (messages and Lua names, off the record path).
 pub fn lossy_string(bytes: &[u8]) -> String {
     lossy_text(bytes).into_string()

@@ -54,8 +54,8 @@ use mlua::{Function, Lua, Table};
 
 use super::keys::KeyCache;
 use super::push::FIRST_SHAPE;
-use crate::record::reads::same;
 use crate::record::{Text, Value};
+use crate::swar::same;
 
 /// Distinct keys of a shape: the checker's bitmask is a Lua number, exact
 /// below 2^53.
