@@ -13,39 +13,24 @@
 //!   Bit 1.8 reads it with `atoll` as 1);
 //! - nesting deeper than [`MAX_DEPTH`] is refused, bounding the recursion.
 //!
-//! Hot path: a string without escapes is copied once (one UTF-8 check, one
-//! allocation); escapes go through one reused scratch buffer. Given a
+//! Hot path: where strings end is read from a bit mask of the input's `"`
+//! and `\` bytes ([`specials`]); a string without escapes is sliced from
+//! the once-checked input (one allocation when over 24 bytes); escapes go
+//! through one reused scratch buffer. Given a
 //! [`KeySet`], only the top-level pairs with those keys are built: every
 //! other value is checked with the same grammar and skipped, so an input is
 //! accepted or refused exactly as by the full decode.
 
-use memchr::memchr2;
+mod specials;
+
+use specials::Specials;
 
 use super::ParseFailure;
 use crate::record::reads::KeySet;
 use crate::record::{lossy_text, Map, Text, Value};
-use crate::swar;
 
 /// Deepest nesting accepted (the top-level object is depth 1).
 pub const MAX_DEPTH: usize = 64;
-
-/// The first `"` or `\` in `s`. JSON strings in access logs are mostly
-/// shorter than 32 bytes, where memchr's vector set-up costs more than the
-/// search: the first 32 bytes are scanned 8 at a time ([`crate::swar`]),
-/// the rest with memchr.
-#[inline]
-fn quote_or_backslash(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i < 32 {
-        let Some(w) = swar::load(s, i) else { break };
-        let hits = swar::eq(w, b'"') | swar::eq(w, b'\\');
-        if hits != 0 {
-            return Some(i + swar::first(hits));
-        }
-        i += 8;
-    }
-    memchr2(b'"', b'\\', s.get(i..)?).map(|n| i + n)
-}
 
 /// Powers of ten exactly representable as doubles (up to 10^22; the fast
 /// decimal path uses up to 10^15).
@@ -59,7 +44,14 @@ pub(crate) fn parse_object(input: &[u8], keep: Option<&KeySet>) -> Result<Vec<(T
 
 /// [`parse_object`] of a string (no UTF-8 check needed).
 pub(crate) fn parse_object_str(input: &str, keep: Option<&KeySet>) -> Result<Vec<(Text, Value)>, ParseFailure> {
-    object(Json { b: input.as_bytes(), text: Some(input), pos: 0, scratch: Vec::new(), keep })
+    object(Json {
+        b: input.as_bytes(),
+        text: Some(input),
+        pos: 0,
+        scratch: Vec::new(),
+        keep,
+        specials: Specials::new(),
+    })
 }
 
 fn object(mut p: Json<'_>) -> Result<Vec<(Text, Value)>, ParseFailure> {
@@ -96,6 +88,8 @@ struct Json<'a> {
     scratch: Vec<u8>,
     /// The top-level keys to build; `None`: all.
     keep: Option<&'a KeySet>,
+    /// Where strings end (or have an escape).
+    specials: Specials,
 }
 
 /// Internal: the reason is not needed, every syntax error is `InvalidJson`.
@@ -105,7 +99,7 @@ type R<T> = Result<T, Bad>;
 
 impl<'a> Json<'a> {
     fn new(b: &'a [u8]) -> Self {
-        Json { b, text: crate::record::utf8(b), pos: 0, scratch: Vec::new(), keep: None }
+        Json { b, text: crate::record::utf8(b), pos: 0, scratch: Vec::new(), keep: None, specials: Specials::new() }
     }
 
     #[inline]
@@ -237,11 +231,11 @@ impl<'a> Json<'a> {
     /// compared where it lies, without building it.
     fn wanted_key(&mut self, keep: &KeySet) -> R<Option<Text>> {
         let start = self.pos;
-        let rest = self.b.get(start..).ok_or(Bad)?;
-        let at = quote_or_backslash(rest).ok_or(Bad)?;
-        if let (Some(_), Some(b'"')) = (self.text, rest.get(at)) {
-            self.pos = start + at + 1;
-            return Ok(keep.contains(&rest[..at]).then(|| self.plain(start, &rest[..at])));
+        let end = self.specials.next(self.b, start).ok_or(Bad)?;
+        if let (Some(_), Some(b'"')) = (self.text, self.b.get(end)) {
+            self.pos = end + 1;
+            let raw = self.b.get(start..end).ok_or(Bad)?;
+            return Ok(keep.contains(raw).then(|| self.plain(start, raw)));
         }
         let key = self.string()?;
         Ok(keep.contains(key.as_bytes()).then_some(key))
@@ -293,8 +287,7 @@ impl<'a> Json<'a> {
     /// [`Json::escaped_tail`] accepts), nothing built.
     fn skip_string(&mut self) -> R<()> {
         loop {
-            let rest = self.b.get(self.pos..).ok_or(Bad)?;
-            let at = self.pos + quote_or_backslash(rest).ok_or(Bad)?;
+            let at = self.specials.next(self.b, self.pos).ok_or(Bad)?;
             self.pos = at + 1;
             if self.b.get(at) == Some(&b'"') {
                 return Ok(());
@@ -413,17 +406,17 @@ impl<'a> Json<'a> {
     /// After the opening quote; consumes the closing one.
     fn string(&mut self) -> R<Text> {
         let start = self.pos;
-        let rest = self.b.get(start..).ok_or(Bad)?;
-        let at = quote_or_backslash(rest).ok_or(Bad)?;
-        if rest.get(at) == Some(&b'"') {
-            self.pos = start + at + 1;
-            return Ok(self.plain(start, &rest[..at]));
+        let at = self.specials.next(self.b, start).ok_or(Bad)?;
+        let raw = self.b.get(start..at).ok_or(Bad)?;
+        if self.b.get(at) == Some(&b'"') {
+            self.pos = at + 1;
+            return Ok(self.plain(start, raw));
         }
         // Escapes: build the bytes in the scratch buffer.
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
-        buf.extend_from_slice(&rest[..at]);
-        self.pos = start + at;
+        buf.extend_from_slice(raw);
+        self.pos = at;
         let result = self.escaped_tail(&mut buf);
         let s = result.map(|()| lossy_text(&buf));
         self.scratch = buf;
@@ -458,10 +451,9 @@ impl<'a> Json<'a> {
                     }
                 }
                 _ => {
-                    let rest = self.b.get(self.pos..).ok_or(Bad)?;
-                    let n = memchr2(b'"', b'\\', rest).ok_or(Bad)?;
-                    buf.extend_from_slice(&rest[..n]);
-                    self.pos += n;
+                    let at = self.specials.next(self.b, self.pos).ok_or(Bad)?;
+                    buf.extend_from_slice(self.b.get(self.pos..at).ok_or(Bad)?);
+                    self.pos = at;
                 }
             }
         }
@@ -612,30 +604,6 @@ mod tests {
             b"[1,2",
         ] {
             assert_eq!(parse_object(bad, None), Err(ParseFailure::InvalidJson), "{}", String::from_utf8_lossy(bad));
-        }
-    }
-
-    #[test]
-    fn quote_search_agrees_with_memchr() {
-        let mut next = crate::testing::xorshift(0xDEAD_BEEF_CAFE_F00D);
-        for len in 0..80 {
-            for _ in 0..200 {
-                let s: Vec<u8> = (0..len)
-                    .map(|_| {
-                        let x = next();
-                        // Mostly ordinary bytes (including 0x80.. and the
-                        // neighbours of the targets), sometimes a target.
-                        match x % 40 {
-                            0 => b'"',
-                            1 => b'\\',
-                            2 => b'"' + 1,
-                            3 => 0x80 | (x >> 8) as u8,
-                            _ => b' ' + (x >> 16) as u8 % 90,
-                        }
-                    })
-                    .collect();
-                assert_eq!(quote_or_backslash(&s), memchr2(b'"', b'\\', &s), "{s:?}");
-            }
         }
     }
 
