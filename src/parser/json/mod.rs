@@ -92,6 +92,18 @@ struct Json<'a> {
     specials: Specials,
 }
 
+/// A number literal as [`Json::scan_number`] read it.
+struct Number {
+    neg: bool,
+    /// The integer and fraction digits as one integer (wrapping: exact
+    /// when they are 19 or fewer).
+    mantissa: u64,
+    int_digits: usize,
+    /// Digits after the point, if there is one.
+    fraction: Option<usize>,
+    exponent: bool,
+}
+
 /// Internal: the reason is not needed, every syntax error is `InvalidJson`.
 struct Bad;
 
@@ -276,9 +288,9 @@ impl<'a> Json<'a> {
                     }
                 }
             }
-            // Literals and numbers are short: decoded and dropped, so the
-            // grammar is the decoder's own.
-            b'-' | b'0'..=b'9' => self.number().map(drop),
+            // The decoder's own grammar: numbers scanned (their value not
+            // computed), literals decoded and dropped.
+            b'-' | b'0'..=b'9' => self.scan_number().map(drop),
             _ => self.value(depth).map(drop),
         }
     }
@@ -333,6 +345,36 @@ impl<'a> Json<'a> {
     /// one correctly rounded division of two exact doubles). Anything else
     /// goes to the standard library's parser.
     fn number(&mut self) -> R<Value> {
+        let start = self.pos;
+        let n = self.scan_number()?;
+        let digits = n.int_digits + n.fraction.unwrap_or(0);
+        match (n.fraction, n.exponent) {
+            (None, false) if digits <= 18 => {
+                let i = n.mantissa as i64; // < 10^18 < 2^63
+                return Ok(Value::Int(if n.neg { -i } else { i }));
+            }
+            (Some(f), false) if digits <= 15 => {
+                // mantissa < 10^15 < 2^53 and 10^f (f <= 15) are exact doubles.
+                let v = n.mantissa as f64 / POW10[f];
+                return Ok(Value::Float(if n.neg { -v } else { v }));
+            }
+            _ => {}
+        }
+        // Only ASCII digits and signs were consumed: always valid UTF-8.
+        let text = std::str::from_utf8(self.b.get(start..self.pos).ok_or(Bad)?).map_err(|_| Bad)?;
+        if n.fraction.is_none() && !n.exponent {
+            if let Ok(i) = text.parse::<i64>() {
+                return Ok(Value::Int(i));
+            }
+        }
+        text.parse::<f64>().map(Value::Float).map_err(|_| Bad)
+    }
+
+    /// Consume a number literal (JSON's grammar; the standard library
+    /// parses every literal it accepts). Inline, so that [`Json::skip`],
+    /// which only needs the end, does not compute the digits' value.
+    #[inline(always)]
+    fn scan_number(&mut self) -> R<Number> {
         let b = self.b;
         let start = self.pos;
         let neg = b.get(start) == Some(&b'-');
@@ -372,27 +414,7 @@ impl<'a> Json<'a> {
             }
         }
         self.pos = i;
-        let n = int_digits + fraction.unwrap_or(0);
-        match (fraction, exponent) {
-            (None, false) if n <= 18 => {
-                let i = mantissa as i64; // < 10^18 < 2^63
-                return Ok(Value::Int(if neg { -i } else { i }));
-            }
-            (Some(f), false) if n <= 15 => {
-                // mantissa < 10^15 < 2^53 and 10^f (f <= 15) are exact doubles.
-                let v = mantissa as f64 / POW10[f];
-                return Ok(Value::Float(if neg { -v } else { v }));
-            }
-            _ => {}
-        }
-        // Only ASCII digits and signs were consumed: always valid UTF-8.
-        let text = std::str::from_utf8(b.get(start..i).ok_or(Bad)?).map_err(|_| Bad)?;
-        if fraction.is_none() && !exponent {
-            if let Ok(i) = text.parse::<i64>() {
-                return Ok(Value::Int(i));
-            }
-        }
-        text.parse::<f64>().map(Value::Float).map_err(|_| Bad)
+        Ok(Number { neg, mantissa, int_digits, fraction, exponent })
     }
 
     /// A string without escapes, `raw` at `start`: sliced from the input
