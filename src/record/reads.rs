@@ -70,7 +70,7 @@ impl KeySet {
         KeySet { by_len }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn contains(&self, key: &[u8]) -> bool {
         self.by_len.get(key.len()).is_some_and(|c| c.iter().any(|w| same(w, key)))
     }
