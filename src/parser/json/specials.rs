@@ -4,7 +4,9 @@
 //! and the decoder, which only moves forward, asks for the next one from
 //! its position. An nginx record (~650 bytes, ~40 strings) is classified
 //! once, in 11 blocks, instead of searched string by string: finding the
-//! end of a string is then a shift and a trailing-zero count.
+//! end of a string is then a shift and a trailing-zero count. (Measured
+//! and dropped: a 1 KiB window classified up front, b-native +170
+//! instructions a record; 128-byte blocks in a `u128`, +150.)
 
 /// The `"` and `\` bytes of one input, a 64-byte block at a time.
 pub(super) struct Specials {
