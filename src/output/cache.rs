@@ -1,5 +1,7 @@
 //! The open-file cache of the `file` output: one buffered destination per
-//! path, at most `Max_Open_Files` of them, least recently used evicted.
+//! path, at most `Max_Open_Files` of them, least recently used evicted. The
+//! last two destinations are found by comparing their paths, the others
+//! through a hash map.
 //!
 //! Each destination owns a byte buffer that is written to its file with one
 //! `write_all` when it reaches `Buffer_Size`, on every flush tick, on
@@ -67,17 +69,31 @@ struct Io {
 }
 
 pub(crate) struct FileCache {
-    /// foldhash: seeded (paths come from record data) and cheap on long keys.
-    dests: foldhash::HashMap<String, Dest>,
+    /// The destinations, each under its path.
+    dests: Vec<(String, Dest)>,
+    /// Path → position in `dests`. foldhash: seeded (paths come from
+    /// record data) and cheap on long keys.
+    index: foldhash::HashMap<String, usize>,
+    /// Positions of the two destinations appended to last, most recent
+    /// first (`usize::MAX`: none), tried before `index`: records mostly go
+    /// where the one before went (or, with `rewrite_tag` KEEP copies, to
+    /// one of two files), and comparing a path costs less than hashing it.
+    /// A hit is checked against the path, so a position a removal left
+    /// stale only misses.
+    recent: [usize; 2],
     max_open: usize,
     tick: u64,
     io: Io,
 }
 
+const NONE: [usize; 2] = [usize::MAX; 2];
+
 impl FileCache {
     pub(crate) fn new(instance: &str, max_open: usize, buffer_size: usize, mkdir: bool) -> Self {
         FileCache {
-            dests: foldhash::HashMap::default(),
+            dests: Vec::new(),
+            index: foldhash::HashMap::default(),
+            recent: NONE,
             max_open: max_open.max(1),
             tick: 0,
             io: Io {
@@ -100,18 +116,32 @@ impl FileCache {
         render: impl FnOnce(&mut Vec<u8>, &mut Option<Vec<u8>>),
     ) {
         self.tick += 1;
-        // One lookup per record: a new path is the rare case.
-        if let Some(dest) = self.dests.get_mut(path) {
-            if self.io.fill(path, dest, self.tick, counters, render) {
-                self.publish_open(counters);
-            }
-            return;
+        let i = match self.recent.into_iter().find(|&i| self.dests.get(i).is_some_and(|(p, _)| p == path)) {
+            Some(i) => i,
+            None => match self.index.get(path) {
+                Some(&i) => i,
+                None => self.insert(path, root, counters),
+            },
+        };
+        if self.recent[0] != i {
+            self.recent = [i, self.recent[0]];
         }
+        let Some((path, dest)) = self.dests.get_mut(i) else {
+            return;
+        };
+        if self.io.fill(path, dest, self.tick, counters, render) {
+            self.publish_open(counters);
+        }
+    }
+
+    /// A new destination for `path` (evicting the least recently used one
+    /// if the cache is full); its position.
+    fn insert(&mut self, path: &str, root: Option<&str>, counters: &OutputCounters) -> usize {
         if self.dests.len() >= self.max_open {
             self.evict_lru(counters);
             self.publish_open(counters);
         }
-        let dest = self.dests.entry(path.to_owned()).or_insert(Dest {
+        let dest = Dest {
             root: root.map(Into::into),
             file: None,
             buf: Vec::new(),
@@ -119,29 +149,41 @@ impl FileCache {
             header: None,
             last_used: 0,
             idle_flushes: 0,
-        });
-        if self.io.fill(path, dest, self.tick, counters, render) {
-            self.publish_open(counters);
+        };
+        self.dests.push((path.to_owned(), dest));
+        self.index.insert(path.to_owned(), self.dests.len() - 1);
+        self.dests.len() - 1
+    }
+
+    /// Take the destination at `i` out (the last one moves into its place).
+    fn remove(&mut self, i: usize) -> (String, Dest) {
+        let (path, dest) = self.dests.swap_remove(i);
+        self.index.remove(&path);
+        if let Some((moved, _)) = self.dests.get(i) {
+            self.index.insert(moved.clone(), i);
         }
+        (path, dest)
     }
 
     /// Write every buffer to its file, and close the files that have been
     /// idle for [`IDLE_FLUSHES`] flushes.
     pub(crate) fn flush(&mut self, counters: &OutputCounters) {
         let mut idle = Vec::new();
-        for (path, dest) in self.dests.iter_mut() {
+        for (i, (path, dest)) in self.dests.iter_mut().enumerate() {
             if dest.pending == 0 && dest.buf.is_empty() {
                 dest.idle_flushes += 1;
                 if dest.idle_flushes >= IDLE_FLUSHES {
-                    idle.push(path.clone());
+                    idle.push(i);
                 }
             } else {
                 dest.idle_flushes = 0;
                 self.io.write_out(path, dest, counters);
             }
         }
-        for path in idle {
-            self.dests.remove(&path);
+        // Highest first: a removal moves only the last entry, never one
+        // still to be removed.
+        for i in idle.into_iter().rev() {
+            self.remove(i);
         }
         self.publish_open(counters);
     }
@@ -149,7 +191,7 @@ impl FileCache {
     /// Flush, then close every file; the next write-out reopens by path.
     pub(crate) fn reopen(&mut self, counters: &OutputCounters) {
         self.flush(counters);
-        for dest in self.dests.values_mut() {
+        for (_, dest) in self.dests.iter_mut() {
             dest.file = None;
         }
         counters.open_files.set(0);
@@ -159,13 +201,15 @@ impl FileCache {
     pub(crate) fn close(&mut self, counters: &OutputCounters) {
         self.flush(counters);
         self.dests.clear();
+        self.index.clear();
+        self.recent = NONE;
         counters.open_files.set(0);
     }
 
     /// Set the `open_files` gauge; called after the operations that open
     /// or close files (write-outs and evictions), not per record.
     fn publish_open(&self, counters: &OutputCounters) {
-        let open = self.dests.values().filter(|d| d.file.is_some()).count();
+        let open = self.dests.iter().filter(|(_, d)| d.file.is_some()).count();
         counters.open_files.set(open as u64);
     }
 
@@ -176,12 +220,11 @@ impl FileCache {
     }
 
     fn evict_lru(&mut self, counters: &OutputCounters) {
-        let Some(path) = self.dests.iter().min_by_key(|(_, d)| d.last_used).map(|(p, _)| p.clone()) else {
+        let Some(i) = (0..self.dests.len()).min_by_key(|&i| self.dests[i].1.last_used) else {
             return;
         };
-        if let Some(mut dest) = self.dests.remove(&path) {
-            self.io.write_out(&path, &mut dest, counters);
-        }
+        let (path, mut dest) = self.remove(i);
+        self.io.write_out(&path, &mut dest, counters);
     }
 }
 
@@ -311,6 +354,44 @@ mod tests {
         }
         assert_eq!(c.proc_records.get(), 15);
         assert_eq!(c.proc_bytes.get(), 5 * 8);
+        assert_eq!(c.dropped_records.get(), 0);
+    }
+
+    #[test]
+    fn every_line_reaches_its_own_file_through_evictions_idle_closes_and_recent_hits() {
+        // Removals move the last destination into the freed place: the
+        // path index must follow, or lines would land in another file.
+        let dir = tempfile::tempdir().unwrap();
+        let c = OutputCounters::default();
+        let mut cache = FileCache::new("file.0", 3, 64, true);
+        let paths: Vec<String> = (0..7).map(|i| format!("{}/f{i}.log", dir.path().display())).collect();
+        let mut want = vec![String::new(); paths.len()];
+        let mut next = crate::testing::xorshift(0x00CA_C4E5_1AB5);
+        let mut lines = 0u64;
+        for n in 0..5_000 {
+            // Runs on one path, pairs alternating, jumps, and quiet spells
+            // in which flushes close idle files.
+            let i = match next() % 10 {
+                0..=5 => (n / 7) % 3,
+                6 | 7 => 3 + n % 2,
+                _ => (next() % 7) as usize,
+            };
+            let line: &'static str = Box::leak(format!("{n} {i}\n").into_boxed_str());
+            cache.append(&paths[i], None, &c, move |buf, _| buf.extend_from_slice(line.as_bytes()));
+            want[i].push_str(line);
+            lines += 1;
+            assert!(cache.len() <= 3);
+            if next() % 50 == 0 {
+                for _ in 0..(next() % 7) {
+                    cache.flush(&c);
+                }
+            }
+        }
+        cache.close(&c);
+        for (p, w) in paths.iter().zip(&want) {
+            assert_eq!(fs::read_to_string(p).unwrap_or_default(), *w, "{p}");
+        }
+        assert_eq!(c.proc_records.get(), lines);
         assert_eq!(c.dropped_records.get(), 0);
     }
 
