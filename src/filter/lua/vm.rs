@@ -13,7 +13,8 @@
 //! interpreter costs little (see `examples/lua_bench.rs`). `os.exit` raises
 //! an error instead of ending the process (a Lua function, so the error is a
 //! plain string like every other script error). `flb_null` is defined as in
-//! Fluent Bit ≥ 2.1.10 (a NULL light userdata).
+//! Fluent Bit ≥ 2.1.10 (a NULL light userdata). `os.date` remembers its
+//! last answer for the second it was asked about ([`DATE_MEMO`]).
 
 use std::collections::HashSet;
 
@@ -63,8 +64,42 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
     )
     .set_name("=gatelog")
     .exec()?;
+    lua.load(DATE_MEMO).set_name("=gatelog").exec()?;
     Ok(lua)
 }
+
+/// `os.date` remembers its last string: a dated-path script calls it with
+/// the same format for every record of a second, and each call costs
+/// ~1,000 instructions (`localtime_r`, one `strftime` per conversion, a new
+/// string). The answer is a function of the format, the whole seconds of
+/// the time (C's `(time_t)` cast, which is the floor for the non-negative
+/// times remembered: the second `[lo, hi)`) and the locale, so
+/// `os.setlocale` forgets it. Only a string format with a time in
+/// `[0, 2^53)` is remembered: `localtime` and `strftime` cannot fail there,
+/// so the original's errors all come from the tail call below, which keeps
+/// their position (the script's line) and name (`'date'`).
+const DATE_MEMO: &str = r#"
+local date, setlocale, type = os.date, os.setlocale, type
+local last_f, last_s, lo, hi = nil, nil, 0, -1
+os.date = function(f, t)
+    if f == last_f and type(t) == "number" and t < hi and t >= lo then
+        return last_s
+    end
+    if type(f) == "string" and type(t) == "number" and t >= 0 and t < 9007199254740992 then
+        local s = date(f, t)
+        if type(s) == "string" then
+            last_f, last_s, lo = f, s, t - t % 1
+            hi = lo + 1
+        end
+        return s
+    end
+    return date(f, t)
+end
+os.setlocale = function(...)
+    last_f, last_s, lo, hi = nil, nil, 0, -1
+    return setlocale(...)
+end
+"#;
 
 /// Compile the script, run its top level under the limits, and return the
 /// `call` function.
@@ -140,4 +175,78 @@ pub(crate) fn first_line(e: &mlua::Error) -> String {
         other => other.to_string(),
     };
     text.lines().next().unwrap_or("").trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every answer (string, table, nil or error message) of `os.date` for
+    /// formats and times of every kind, asked in a scrambled order so the
+    /// remembered string is tried against neighbours of its second.
+    const PROBE: &str = r#"
+        local fs = { "%Y-%m%d", "%Y-%m-%dT%H:%M:%S", "!%H:%M:%S", "%c", "*t", "!*t", "x", "%", "%Q%E%", 5, {} }
+        local ts = { 0, 0.5, 1732379400.25, 1732379400.75, 1732379401, 1732379399.999, -1, -1.5, -0.0,
+                     2^53 - 1.5, 2^53, 2^53 + 2, 1e15, 1e17, 1e300, 0/0, 1/0, -1/0, "1732379400", {}, true }
+        local out, seed = {}, 7
+        local function show(ok, r)
+            if type(r) == "table" then
+                local ks = {}
+                for k, v in pairs(r) do ks[#ks + 1] = tostring(k) .. "=" .. tostring(v) end
+                table.sort(ks)
+                r = "{" .. table.concat(ks, ",") .. "}"
+            end
+            return tostring(ok) .. ":" .. type(r) .. ":" .. tostring(r)
+        end
+        for n = 1, 3000 do
+            seed = (seed * 1103515245 + 12345) % 2147483648
+            local f, t = fs[seed % #fs + 1], ts[math.floor(seed / 65536) % #ts + 1]
+            if n % 500 == 0 then os.setlocale("C") end
+            out[#out + 1] = show(pcall(function() local s = os.date(f, t) return s end))
+        end
+        out[#out + 1] = show(pcall(function() local s = os.date() return type(s) end))
+        return table.concat(out, "\n")
+    "#;
+
+    #[test]
+    fn remembered_dates_are_the_original_answers_and_errors() {
+        let stock = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default()).unwrap();
+        let want: String = stock.load(PROBE).set_name("=probe").eval().unwrap();
+        let got: String = new_vm().unwrap().load(PROBE).set_name("=probe").eval().unwrap();
+        for (n, (w, g)) in want.lines().zip(got.lines()).enumerate() {
+            assert_eq!(g, w, "answer {n}");
+        }
+        assert_eq!(got.lines().count(), want.lines().count());
+        // The probe reaches strings, tables and errors.
+        for kind in [
+            "true:string:2024-1123",
+            "true:string:{day=",
+            "probe:19: bad argument #1 to 'date'",
+            "bad argument #2 to 'date'",
+        ] {
+            assert!(want.contains(kind), "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_remembered_date_is_not_the_answer_for_another_second_or_format() {
+        let lua = new_vm().unwrap();
+        let dates: Vec<String> = lua
+            .load(
+                r#"return { os.date("%H:%M:%S", 1732379400.9), os.date("%H:%M:%S", 1732379401.0),
+                   os.date("%H:%M:%S", 1732379400.0), os.date("%M", 1732379400.5), os.date("%H:%M:%S", 1732379400.5) }"#,
+            )
+            .eval()
+            .unwrap();
+        let stock = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default()).unwrap();
+        let want: Vec<String> = stock
+            .load(
+                r#"return { os.date("%H:%M:%S", 1732379400), os.date("%H:%M:%S", 1732379401),
+                   os.date("%H:%M:%S", 1732379400), os.date("%M", 1732379400), os.date("%H:%M:%S", 1732379400) }"#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(dates, want);
+        assert_ne!(dates[0], dates[1]);
+    }
 }
