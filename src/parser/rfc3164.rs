@@ -38,9 +38,6 @@ pub(crate) struct Header<'a> {
     pub message: &'a [u8],
 }
 
-const MONTHS: [&[u8; 3]; 12] =
-    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
-
 fn is_digit(b: u8) -> bool {
     b.is_ascii_digit()
 }
@@ -73,7 +70,7 @@ fn hms(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32)> {
 /// `Nov  3 16:30:00`, `Nov 03 16:30:00`, `Nov 3 16:30:00.123`.
 fn bsd(i: &[u8]) -> IResult<&[u8], Tm> {
     let (i, mon) = take(3usize)(i)?;
-    let Some(month) = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon)) else {
+    let Some(month) = super::strptime::month_of_abbr(mon) else {
         return Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Tag)));
     };
     let (i, _) = char(' ')(i)?;

@@ -76,6 +76,38 @@ const MONTHS: [&str; 12] = [
     "december",
 ];
 const WEEKDAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+/// The names' first three letters, folded as by [`fold3`].
+const MONTH_KEYS: [u32; 12] = keys(&MONTHS);
+const WEEKDAY_KEYS: [u32; 7] = keys(&WEEKDAYS);
+
+const fn keys<const N: usize>(names: &[&str; N]) -> [u32; N] {
+    let mut k = [0; N];
+    let mut i = 0;
+    while i < N {
+        let b = names[i].as_bytes();
+        k[i] = u32::from_le_bytes([b[0] | 0x20, b[1] | 0x20, b[2] | 0x20, 0]);
+        i += 1;
+    }
+    k
+}
+
+/// The first three bytes of `b` with bit 0x20 set: two such keys of which
+/// one is three ASCII letters are equal exactly when the bytes are equal
+/// ignoring ASCII case (`x | 0x20` is a lower-case letter only for that
+/// letter and its upper case).
+#[inline]
+fn fold3(b: &[u8]) -> Option<u32> {
+    let [x, y, z] = *b.first_chunk::<3>()?;
+    Some(u32::from_le_bytes([x | 0x20, y | 0x20, z | 0x20, 0]))
+}
+
+/// The month (0-11) whose English abbreviation is the first three bytes of
+/// `b`, in any case.
+#[inline]
+pub(super) fn month_of_abbr(b: &[u8]) -> Option<usize> {
+    let want = fold3(b)?;
+    MONTH_KEYS.iter().position(|k| *k == want)
+}
 
 impl TimeFormat {
     /// Compile a format; the error names the offending conversion.
@@ -220,10 +252,10 @@ fn ranged(input: &[u8], pos: usize, max: usize, lo: u64, hi: u64) -> Option<(u32
 /// Longest case-insensitive match of a full name or its 3-letter abbreviation.
 /// The abbreviations of month and weekday names are distinct and each full
 /// name starts with its own, so the abbreviation finds the only candidate.
-fn name(input: &[u8], pos: usize, names: &[&str]) -> Option<(usize, usize)> {
+fn name(input: &[u8], pos: usize, names: &[&str], keys: &[u32]) -> Option<(usize, usize)> {
     let rest = input.get(pos..)?;
-    let abbr = rest.get(..3)?;
-    let idx = names.iter().position(|n| n.as_bytes().get(..3).is_some_and(|a| a.eq_ignore_ascii_case(abbr)))?;
+    let want = fold3(rest)?;
+    let idx = keys.iter().position(|k| *k == want)?;
     let full = names.get(idx)?.as_bytes();
     match rest.get(..full.len()) {
         Some(r) if r.eq_ignore_ascii_case(full) => Some((idx, pos + full.len())),
@@ -306,11 +338,11 @@ fn match_item(item: Item, input: &[u8], pos: usize, tm: &mut Tm) -> Option<usize
             Some(p)
         }
         Item::MonthName => {
-            let (idx, p) = name(input, pos, &MONTHS)?;
+            let (idx, p) = name(input, pos, &MONTHS, &MONTH_KEYS)?;
             tm.month = Some(idx as u32 + 1);
             Some(p)
         }
-        Item::WeekdayName => name(input, pos, &WEEKDAYS).map(|(_, p)| p),
+        Item::WeekdayName => name(input, pos, &WEEKDAYS, &WEEKDAY_KEYS).map(|(_, p)| p),
         Item::YearDay => {
             let (v, p) = ranged(input, pos, 3, 1, 366)?;
             tm.yday = Some(v);
@@ -409,6 +441,27 @@ mod tests {
     }
 
     #[test]
+    fn month_abbreviations_match_ignoring_ascii_case_only() {
+        let abbrs = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+        // Each letter of the abbreviations, its upper case, and the bytes
+        // that differ from them by 0x20 or 0x80.
+        let mut bytes: Vec<u8> = abbrs.iter().flat_map(|a| a.bytes()).collect();
+        bytes.extend(bytes.clone().iter().flat_map(|b| [b ^ 0x20, b & !0x20 & !0x40, b ^ 0x80, b | 0x80]));
+        bytes.sort_unstable();
+        bytes.dedup();
+        for &x in &bytes {
+            for &y in &bytes {
+                for &z in &bytes {
+                    let b = [x, y, z];
+                    let want = abbrs.iter().position(|a| a.as_bytes().eq_ignore_ascii_case(&b));
+                    assert_eq!(super::month_of_abbr(&b), want, "{b:?}");
+                }
+            }
+        }
+        assert_eq!(super::month_of_abbr(b"No"), None);
+    }
+
+    #[test]
     fn names_match_as_the_two_pass_definition_did() {
         let mut inputs: Vec<String> = Vec::new();
         for n in super::MONTHS.iter().chain(super::WEEKDAYS.iter()) {
@@ -421,11 +474,15 @@ mod tests {
             }
         }
         inputs.extend(["", "Ma", "Mayday", "Junk", "Thursda", "é", "Nov\u{e9}"].map(String::from));
+        // Bytes one bit 0x20 away from a letter that are not its other case.
+        inputs.extend(["N\x0fv", "NO\x16", "\x0eov", "n@v", "Ju`", "Ju\x0e", "Ma\x12", "\x13un"].map(String::from));
         for input in &inputs {
-            for names in [&super::MONTHS[..], &super::WEEKDAYS[..]] {
+            for (names, keys) in
+                [(&super::MONTHS[..], &super::MONTH_KEYS[..]), (&super::WEEKDAYS[..], &super::WEEKDAY_KEYS[..])]
+            {
                 for pos in 0..2 {
                     assert_eq!(
-                        super::name(input.as_bytes(), pos, names),
+                        super::name(input.as_bytes(), pos, names, keys),
                         name_reference(input.as_bytes(), pos, names),
                         "{input:?} at {pos}"
                     );
