@@ -30,6 +30,7 @@ pub mod output;
 pub mod parser;
 pub mod ratelimit;
 pub mod record;
+mod simd;
 pub mod stats;
 mod swar;
 pub mod zone;

@@ -1,6 +1,5 @@
 //! Where the next `"` or `\` is: the only bytes a JSON string's scan stops
-//! at. The input is classified 64 bytes at a time into a bit mask (SSE2 on
-//! x86-64, 16 bytes an instruction; a byte at a time elsewhere),
+//! at. The input is classified 64 bytes at a time into a bit mask ([`crate::simd`]),
 //! and the decoder, which only moves forward, asks for the next one from
 //! its position. An nginx record (~650 bytes, ~40 strings) is classified
 //! once, in 11 blocks, instead of searched string by string: finding the
@@ -68,49 +67,21 @@ impl Specials {
     }
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
 fn block_mask(block: &[u8; 64]) -> u64 {
-    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
     let mut mask = 0u64;
-    for (i, part) in block.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is enabled for this build (the cfg above; every
-        // x86-64 target has it), and the load reads the 16 bytes of `part`,
-        // unaligned.
-        let bits = unsafe {
-            let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            _mm_movemask_epi8(_mm_or_si128(quote, backslash))
-        };
-        mask |= u64::from(bits as u16) << (16 * i);
+    for i in 0..4 {
+        if let Ok(part) = <&[u8; 16]>::try_from(&block[16 * i..16 * i + 16]) {
+            mask |= u64::from(crate::simd::eq2(part, b'"', b'\\')) << (16 * i);
+        }
     }
     mask
 }
-
-/// One byte at a time: other targets, and the reference for the tests.
-#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
-fn block_mask_bytes(block: &[u8; 64]) -> u64 {
-    block.iter().enumerate().fold(0, |m, (i, c)| m | (u64::from(matches!(c, b'"' | b'\\')) << i))
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-use block_mask_bytes as block_mask;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use memchr::memchr2;
-
-    #[test]
-    fn blocks_agree_with_a_byte_loop() {
-        let mut next = crate::testing::xorshift(0x0BAD_CAFE_0000_0001);
-        for _ in 0..20_000 {
-            let mut block = [0u8; 64];
-            block.iter_mut().for_each(|c| *c = [b'"', b'\\', b'a', 0x80 | b'"', 0xDC, 0][(next() % 6) as usize]);
-            assert_eq!(block_mask(&block), block_mask_bytes(&block), "{block:?}");
-        }
-    }
 
     #[test]
     fn agrees_with_memchr_from_every_position() {
