@@ -2,7 +2,7 @@
 //! unix_udp and udp, blocking and paced, each against the floor receiver in
 //! the same run, and rsyslog doing job (b) when `rsyslogd` is installed.
 //!
-//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced]
+//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced] [--baseline PATH]
 //!
 //! For each run it prints the receiver's CPU microseconds per message
 //! written (user+sys from wait4), throughput, peak RSS, what was lost after
@@ -14,6 +14,9 @@
 //! (the ranges of CPU and peak RSS are printed beside it): these machines
 //! are shared and noisy. `--via` and `--load` pick transports and loads;
 //! `BENCH_KEEP_STDERR=prefix` keeps each receiver's log as `prefix.<job>`.
+//! `--baseline PATH` runs every gatelog job a second time with another
+//! build (rows `a baseline` …), interleaved with the current one: an A/B
+//! comparison that the machine's drift hits alike.
 //!
 //! Blocking runs measure throughput: gatelog's inputs get `Buffer_Full
 //! wait` (the only change to the sidecar config besides paths), so the
@@ -117,11 +120,20 @@ fn main() {
             println!("warning: {} is older than the sources: cargo build --release", gatelog.display());
         }
     }
-    let jobs: Vec<Job> =
+    // `--baseline PATH`: every gatelog job also runs with that binary,
+    // interleaved with the current one (an A/B comparison in one run).
+    let baseline = opt("--baseline").map(PathBuf::from).map(|p| p.canonicalize().unwrap_or(p));
+    let jobs: Vec<(Job, &Path, String)> =
         [("floor", Job::Floor), ("a", Job::Sidecar), ("b", Job::Native), ("c", Job::Raw), ("rsyslog", Job::Rsyslog)]
             .into_iter()
             .filter(|(k, _)| only.split(',').any(|o| o == *k))
-            .map(|(_, j)| j)
+            .flat_map(|(k, j)| {
+                let base = match (&baseline, j) {
+                    (Some(b), Job::Sidecar | Job::Native | Job::Raw) => Some((j, b.as_path(), format!("{k} baseline"))),
+                    _ => None,
+                };
+                std::iter::once((j, gatelog.as_path(), j.name().to_owned())).chain(base)
+            })
             .collect();
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
     println!(
@@ -161,15 +173,16 @@ fn main() {
             // hits every job alike; each row is the run with the median CPU.
             let mut runs: Vec<Vec<Outcome>> = jobs.iter().map(|_| Vec::new()).collect();
             for _ in 0..repeat {
-                for (k, &job) in jobs.iter().enumerate() {
-                    match run(job, transport, pace, n, &gatelog, buffer_limit.as_deref()) {
+                for (k, (job, bin, name)) in jobs.iter().enumerate() {
+                    match run(*job, transport, pace, n, bin, buffer_limit.as_deref()) {
                         Ok(o) => runs[k].push(o),
-                        Err(e) => println!("{:<10} {:<8} {:<14} failed: {e}", job.name(), transport.name(), label),
+                        Err(e) => println!("{:<10} {:<8} {:<14} failed: {e}", name, transport.name(), label),
                     }
                 }
             }
             let mut floor_cpu = None;
-            for (k, &job) in jobs.iter().enumerate() {
+            for (k, (job, _, name)) in jobs.iter().enumerate() {
+                let job = *job;
                 let all = &mut runs[k];
                 if all.is_empty() {
                     continue;
@@ -192,7 +205,7 @@ fn main() {
                 let ratio = floor_cpu.map(|f| format!("{:.2}", per / f)).unwrap_or_else(|| "-".into());
                 println!(
                     "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>9.0} {:>12}",
-                    job.name(),
+                    name,
                     transport.name(),
                     label,
                     o.accepted,
