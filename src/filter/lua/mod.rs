@@ -75,6 +75,8 @@ pub struct LuaFilter {
     /// `script` path or `<instance>.code`, for log lines.
     script: String,
     errors: RateLimiter,
+    /// `os.setlocale` calls seen (see `vm::forget_dates_if_locale_changed`).
+    locale_changes: u64,
 }
 
 // SAFETY: mlua without its `send` feature marks `Lua` and its handles `!Send`
@@ -127,6 +129,7 @@ impl LuaFilter {
             instance: instance.to_owned(),
             script,
             errors: RateLimiter::default(),
+            locale_changes: 0,
         })
     }
 
@@ -134,6 +137,7 @@ impl LuaFilter {
     /// emits several, `-1` none). Errors pass the record unchanged and count
     /// `errors`; drops count `drop_records`, extra split records `add_records`.
     pub fn apply(&mut self, rec: Record, out: &mut Vec<Record>, counters: &FilterCounters) {
+        vm::forget_dates_if_locale_changed(&self.lua, &mut self.locale_changes);
         let Record { tag, time, fields } = rec;
         let mut fields = fields.into_pairs();
         match self.run(&tag, time, &mut fields) {

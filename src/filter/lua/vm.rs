@@ -17,6 +17,7 @@
 //! last answer for the second it was asked about ([`DATE_MEMO`]).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mlua::{Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Table};
 
@@ -64,8 +65,40 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
     )
     .set_name("=gatelog")
     .exec()?;
-    lua.load(DATE_MEMO).set_name("=gatelog").exec()?;
+    let changed = lua.create_function(|_, ()| {
+        LOCALE_CHANGES.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    })?;
+    let forget: Function = lua.load(DATE_MEMO).set_name("=gatelog").call(changed)?;
+    lua.set_named_registry_value(DATE_FORGET_KEY, forget)?;
     Ok(lua)
+}
+
+/// Calls of `os.setlocale` in any VM. The locale belongs to the process, so
+/// every VM's remembered date is stale after one: the filter compares this
+/// with what it saw before each record ([`forget_dates_if_locale_changed`]).
+static LOCALE_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// Registry name of the function that forgets the remembered date.
+const DATE_FORGET_KEY: &str = "gatelog.date_forget";
+
+/// Make `lua`'s `os.date` forget its remembered string if some VM changed
+/// the locale since `seen` (updated).
+#[inline(always)]
+pub(crate) fn forget_dates_if_locale_changed(lua: &Lua, seen: &mut u64) {
+    let now = LOCALE_CHANGES.load(Ordering::Relaxed);
+    if now != *seen {
+        forget_dates(lua, seen, now);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn forget_dates(lua: &Lua, seen: &mut u64, now: u64) {
+    *seen = now;
+    if let Ok(forget) = lua.named_registry_value::<Function>(DATE_FORGET_KEY) {
+        let _ = forget.call::<()>(());
+    }
 }
 
 /// `os.date` remembers its last string: a dated-path script calls it with
@@ -74,18 +107,26 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
 /// string). The answer is a function of the format, the whole seconds of
 /// the time (C's `(time_t)` cast, which is the floor for the non-negative
 /// times remembered: the second `[lo, hi)`) and the locale, so
-/// `os.setlocale` forgets it. Only a string format with a time in
-/// `[0, 2^53)` is remembered: `localtime` and `strftime` cannot fail there,
-/// so the original's errors all come from the tail call below, which keeps
-/// their position (the script's line) and name (`'date'`).
-const DATE_MEMO: &str = r#"
-local date, setlocale, type = os.date, os.setlocale, type
+/// `os.setlocale`, in this VM or any other, forgets it. Only a call with
+/// exactly a string format and a time in `[0, 2^53)` is remembered:
+/// `localtime` and `strftime` cannot fail there, and with two arguments
+/// LuaJIT's answer when `strftime` gives nothing (it returns its last
+/// argument) is the time, not a string. Every other call goes to the
+/// original with its arguments as given, in a tail call, so its errors keep
+/// their position (the script's line) and name.
+const DATE_MEMO: &str = r##"
+local changed = ...
+local date, setlocale, type, select = os.date, os.setlocale, type, select
 local last_f, last_s, lo, hi = nil, nil, 0, -1
-os.date = function(f, t)
+local function forget()
+    last_f, last_s, lo, hi = nil, nil, 0, -1
+end
+os.date = function(...)
+    local f, t = ...
     if f == last_f and type(t) == "number" and t < hi and t >= lo then
         return last_s
     end
-    if type(f) == "string" and type(t) == "number" and t >= 0 and t < 9007199254740992 then
+    if type(f) == "string" and type(t) == "number" and t >= 0 and t < 9007199254740992 and select("#", ...) == 2 then
         local s = date(f, t)
         if type(s) == "string" then
             last_f, last_s, lo = f, s, t - t % 1
@@ -93,13 +134,15 @@ os.date = function(f, t)
         end
         return s
     end
-    return date(f, t)
+    return date(...)
 end
 os.setlocale = function(...)
-    last_f, last_s, lo, hi = nil, nil, 0, -1
+    forget()
+    changed()
     return setlocale(...)
 end
-"#;
+return forget
+"##;
 
 /// Compile the script, run its top level under the limits, and return the
 /// `call` function.
@@ -205,6 +248,20 @@ mod tests {
             out[#out + 1] = show(pcall(function() local s = os.date(f, t) return s end))
         end
         out[#out + 1] = show(pcall(function() local s = os.date() return type(s) end))
+        -- Argument counts: when strftime gives nothing (a width beyond
+        -- LuaJIT's buffer), LuaJIT answers with its last argument.
+        for _, call in ipairs({
+            function() return os.date("%1000p") end,
+            function() return os.date("%1000p", 0) end,
+            function() return os.date("%1000p", 0, "x") end,
+            function() return os.date("%1000p", 0, nil) end,
+            function() return os.date("%Y", 5) end,
+            function() return os.date("%Y", 5.5, "x") end,
+            function() return os.date("%1000p", 5.5) end,
+            function() return os.date("%Y", 5.25) end,
+        }) do
+            out[#out + 1] = show(pcall(function() local s = call() return s end))
+        end
         return table.concat(out, "\n")
     "#;
 
@@ -226,6 +283,32 @@ mod tests {
         ] {
             assert!(want.contains(kind), "{kind}");
         }
+    }
+
+    #[test]
+    fn a_locale_change_in_any_vm_makes_every_vm_forget() {
+        // The memo around a counting stand-in for the original.
+        let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default()).unwrap();
+        lua.load("calls = 0 local real = os.date os.date = function(...) calls = calls + 1 return real(...) end")
+            .exec()
+            .unwrap();
+        let changed = lua.create_function(|_, ()| Ok(())).unwrap();
+        let forget: Function = lua.load(DATE_MEMO).call(changed).unwrap();
+        lua.set_named_registry_value(DATE_FORGET_KEY, forget).unwrap();
+        let calls = |code: &str| -> i64 {
+            lua.load(code).exec().unwrap();
+            lua.globals().get("calls").unwrap()
+        };
+        assert_eq!(calls(r#"os.date("%Y", 1.5) os.date("%Y", 1.9)"#), 1, "remembered within the second");
+        // Another VM changes the locale.
+        let mut seen = LOCALE_CHANGES.load(Ordering::Relaxed);
+        new_vm().unwrap().load(r#"os.setlocale("C")"#).exec().unwrap();
+        forget_dates_if_locale_changed(&lua, &mut seen);
+        assert_eq!(seen, LOCALE_CHANGES.load(Ordering::Relaxed));
+        assert_eq!(calls(r#"os.date("%Y", 1.2)"#), 2, "forgotten after the change");
+        assert_eq!(calls(r#"os.date("%Y", 1.7)"#), 2);
+        // And its own os.setlocale.
+        assert_eq!(calls(r#"os.setlocale("C") os.date("%Y", 1.1)"#), 3);
     }
 
     #[test]
