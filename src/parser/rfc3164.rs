@@ -14,7 +14,7 @@
 //! is the bytes after the header's single separator space, unaltered.
 
 use nom::branch::alt;
-use nom::bytes::complete::{tag, take, take_till, take_while_m_n};
+use nom::bytes::complete::{tag, take_till, take_while_m_n};
 use nom::character::complete::{char, one_of};
 use nom::combinator::{consumed, opt};
 use nom::sequence::{delimited, preceded, tuple};
@@ -62,22 +62,51 @@ fn fraction(i: &[u8]) -> IResult<&[u8], u32> {
     Ok((i, n))
 }
 
-fn hms(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32)> {
-    let (i, (h, _, m, _, s, frac)) = tuple((two, char(':'), two, char(':'), two, opt(fraction)))(i)?;
-    Ok((i, (h, m, s, frac.unwrap_or(0))))
+/// Two ASCII digits at the start of `i`.
+#[inline]
+fn two_at(i: &[u8]) -> Option<u32> {
+    match i {
+        [a @ b'0'..=b'9', b @ b'0'..=b'9', ..] => Some(u32::from(a - b'0') * 10 + u32::from(b - b'0')),
+        _ => None,
+    }
 }
 
-/// `Nov  3 16:30:00`, `Nov 03 16:30:00`, `Nov 3 16:30:00.123`.
+fn no_match(i: &[u8]) -> nom::Err<nom::error::Error<&[u8]>> {
+    nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Digit))
+}
+
+/// `hh:mm:ss` (two digits each) and an optional fraction. The fixed layout
+/// is read by hand: nom's tuple of six parsers cost ~180 instructions a
+/// header (the test holds it against that tuple).
+fn hms(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32)> {
+    let (Some(h), Some(b':'), Some(m), Some(b':'), Some(s)) =
+        (two_at(i), i.get(2), two_at(i.get(3..).unwrap_or_default()), i.get(5), two_at(i.get(6..).unwrap_or_default()))
+    else {
+        return Err(no_match(i));
+    };
+    let rest = i.get(8..).unwrap_or_default();
+    Ok(match fraction(rest) {
+        Ok((rest, nanos)) => (rest, (h, m, s, nanos)),
+        Err(_) => (rest, (h, m, s, 0)),
+    })
+}
+
+/// `Nov  3 16:30:00`, `Nov 03 16:30:00`, `Nov 3 16:30:00.123`: the month,
+/// a space, the day (space-padded, or one or two digits), a space, [`hms`].
 fn bsd(i: &[u8]) -> IResult<&[u8], Tm> {
-    let (i, mon) = take(3usize)(i)?;
-    let Some(month) = super::strptime::month_of_abbr(mon) else {
+    let Some(month) = super::strptime::month_of_abbr(i) else {
         return Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Tag)));
     };
-    let (i, _) = char(' ')(i)?;
-    let (i, day) = alt((preceded(char(' '), take_while_m_n(1, 1, is_digit)), take_while_m_n(1, 2, is_digit)))(i)?;
-    let (i, _) = char(' ')(i)?;
-    let (i, (hour, minute, second, nanos)) = hms(i)?;
-    let tm = Tm { month: Some(month as u32 + 1), day: Some(num(day)), hour, minute, second, nanos, ..Tm::default() };
+    let (day, rest) = match i.get(3..).unwrap_or_default() {
+        [b' ', b' ', d @ b'0'..=b'9', b' ', rest @ ..] => (u32::from(d - b'0'), rest),
+        [b' ', d1 @ b'0'..=b'9', d2 @ b'0'..=b'9', b' ', rest @ ..] => {
+            (u32::from(d1 - b'0') * 10 + u32::from(d2 - b'0'), rest)
+        }
+        [b' ', d @ b'0'..=b'9', b' ', rest @ ..] => (u32::from(d - b'0'), rest),
+        _ => return Err(no_match(i)),
+    };
+    let (i, (hour, minute, second, nanos)) = hms(rest)?;
+    let tm = Tm { month: Some(month as u32 + 1), day: Some(day), hour, minute, second, nanos, ..Tm::default() };
     Ok((i, tm))
 }
 
@@ -237,6 +266,68 @@ pub(crate) fn fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The nom definitions [`hms`] and [`bsd`] replaced.
+    fn hms_nom(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32)> {
+        let (i, (h, _, m, _, s, frac)) = tuple((two, char(':'), two, char(':'), two, opt(fraction)))(i)?;
+        Ok((i, (h, m, s, frac.unwrap_or(0))))
+    }
+
+    fn bsd_nom(i: &[u8]) -> IResult<&[u8], Tm> {
+        let (i, mon) = nom::bytes::complete::take(3usize)(i)?;
+        let Some(month) = super::super::strptime::month_of_abbr(mon) else {
+            return Err(no_match(i));
+        };
+        let (i, _) = char(' ')(i)?;
+        let (i, day) = alt((preceded(char(' '), take_while_m_n(1, 1, is_digit)), take_while_m_n(1, 2, is_digit)))(i)?;
+        let (i, _) = char(' ')(i)?;
+        let (i, (hour, minute, second, nanos)) = hms_nom(i)?;
+        let tm =
+            Tm { month: Some(month as u32 + 1), day: Some(num(day)), hour, minute, second, nanos, ..Tm::default() };
+        Ok((i, tm))
+    }
+
+    #[test]
+    fn hand_read_timestamps_agree_with_the_nom_definitions() {
+        let seeds: [&[u8]; 6] = [
+            b"Nov 23 16:30:00 host nginx: x",
+            b"Nov  3 16:30:00 nginx: x",
+            b"nov 3 16:30:00.123456789123 x",
+            b"Dec 31 23:59:60.5",
+            b"Jan 01 00:00:00",
+            b"Feb  9 07:05:03.",
+        ];
+        let alphabet = b" :.0123456789NovDecjJ\xe9x";
+        let mut next = crate::testing::xorshift(0x7135_7A4B_0000_0003);
+        let mut ok = [0usize; 2];
+        for n in 0..200_000 {
+            let mut input = seeds[n % seeds.len()].to_vec();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % (input.len() + 1);
+                let c = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 if at < input.len() => {
+                        input.remove(at);
+                    }
+                    1 if at < input.len() => input[at] = c,
+                    _ => input.insert(at, c),
+                }
+            }
+            let (got, want) = (bsd(&input), bsd_nom(&input));
+            assert_eq!(got.is_ok(), want.is_ok(), "{}", String::from_utf8_lossy(&input));
+            if let (Ok(g), Ok(w)) = (got, want) {
+                assert_eq!(g, w, "{}", String::from_utf8_lossy(&input));
+            }
+            let rest = input.get(7..).unwrap_or_default();
+            let (got, want) = (hms(rest), hms_nom(rest));
+            assert_eq!(got.is_ok(), want.is_ok(), "{}", String::from_utf8_lossy(rest));
+            if let (Ok(g), Ok(w)) = (got, want) {
+                assert_eq!(g, w, "{}", String::from_utf8_lossy(rest));
+            }
+            ok[usize::from(bsd_nom(&input).is_ok())] += 1;
+        }
+        assert!(ok[0] > 20_000 && ok[1] > 20_000, "{ok:?}");
+    }
     use crate::record::lossy_text;
 
     fn d(s: &str) -> Header<'_> {
