@@ -302,17 +302,7 @@ mod tests {
         let mut ok = [0usize; 2];
         for n in 0..200_000 {
             let mut input = seeds[n % seeds.len()].to_vec();
-            for _ in 0..(next() % 4) {
-                let at = (next() as usize) % (input.len() + 1);
-                let c = alphabet[(next() as usize) % alphabet.len()];
-                match next() % 3 {
-                    0 if at < input.len() => {
-                        input.remove(at);
-                    }
-                    1 if at < input.len() => input[at] = c,
-                    _ => input.insert(at, c),
-                }
-            }
+            crate::testing::mutate(&mut input, alphabet, &mut next);
             let (got, want) = (bsd(&input), bsd_nom(&input));
             assert_eq!(got.is_ok(), want.is_ok(), "{}", String::from_utf8_lossy(&input));
             if let (Ok(g), Ok(w)) = (got, want) {

@@ -645,17 +645,7 @@ mod tests {
         let mut checked = [0usize; 2];
         for i in 0..200_000 {
             let mut input = seeds[i % seeds.len()].to_vec();
-            for _ in 0..(next() % 4) {
-                let at = (next() as usize) % (input.len() + 1);
-                let c = alphabet[(next() as usize) % alphabet.len()];
-                match next() % 3 {
-                    0 if at < input.len() => {
-                        input.remove(at);
-                    }
-                    1 if at < input.len() => input[at] = c,
-                    _ => input.insert(at, c),
-                }
-            }
+            crate::testing::mutate(&mut input, alphabet, &mut next);
             let full = parse_object(&input, None);
             let part = parse_object(&input, Some(&keep));
             match (&full, &part) {
