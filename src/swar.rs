@@ -33,6 +33,7 @@ pub(crate) fn below(w: u64, n: u8) -> u64 {
 pub(crate) fn first(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
+
 /// `a == b`, inline: for short keys, where a `memcmp` call costs more than
 /// the comparison (two overlapping loads of up to 8 bytes each side cover
 /// 4..=16 bytes).
