@@ -8,7 +8,7 @@
 //! written (user+sys from wait4), throughput, peak RSS, what was lost after
 //! the kernel accepted it, duplicates, and the ratio to the floor's CPU per
 //! message for the same transport and pacing, and the receiver's context
-//! switches per 1,000 messages. The receiver is pinned to CPU 0 and the
+//! switches and minor page faults per 1,000 messages. The receiver is pinned to CPU 0 and the
 //! sender to CPU 1. With `--repeat K` every scenario runs K times, the jobs
 //! interleaved, and each row is the run with the median CPU per message
 //! (the ranges of CPU and peak RSS are printed beside it): these machines
@@ -75,6 +75,9 @@ struct Outcome {
     cpu: Duration,
     /// Context switches (voluntary + involuntary) of the receiver.
     switches: i64,
+    /// Minor page faults of the receiver (memory first touched, or touched
+    /// again after the allocator gave it back).
+    faults: i64,
     maxrss_kib: i64,
     accepted: u64,
     refused: u64,
@@ -92,6 +95,30 @@ fn main() {
             std::process::exit(1);
         }
         return;
+    }
+    const USAGE: &str = "usage: cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced] [--gatelog PATH] [--baseline PATH]";
+    const OPTIONS: [&str; 10] = [
+        "--messages",
+        "--paced",
+        "--rate",
+        "--only",
+        "--repeat",
+        "--buffer-limit",
+        "--via",
+        "--load",
+        "--gatelog",
+        "--baseline",
+    ];
+    // Every option takes a value: `--name value` pairs only.
+    for pair in args[1..].chunks(2) {
+        if pair.len() != 2 || !OPTIONS.contains(&pair[0].as_str()) {
+            let help = pair[0] == "--help" || pair[0] == "-h";
+            if !help {
+                eprintln!("bench: unexpected argument '{}'", pair[0]);
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(if help { 0 } else { 2 });
+        }
     }
     let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let messages: u64 = opt("--messages").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
@@ -141,7 +168,7 @@ fn main() {
         std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default().trim()
     );
     println!(
-        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>9} {:>12}",
+        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>9} {:>9} {:>12}",
         "job",
         "via",
         "load",
@@ -155,6 +182,7 @@ fn main() {
         "dups",
         "×floor",
         "cs/1kmsg",
+        "flt/1kmsg",
         if repeat > 1 { "range: µs/msg  peakRSS" } else { "" }
     );
     for transport in [Transport::UnixUdp, Transport::Udp] {
@@ -204,7 +232,7 @@ fn main() {
                 }
                 let ratio = floor_cpu.map(|f| format!("{:.2}", per / f)).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>9.0} {:>12}",
+                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>9.0} {:>9.0} {:>12}",
                     name,
                     transport.name(),
                     label,
@@ -218,6 +246,7 @@ fn main() {
                     o.written.saturating_sub(o.distinct),
                     ratio,
                     o.switches as f64 * 1000.0 / o.written.max(1) as f64,
+                    o.faults as f64 * 1000.0 / o.written.max(1) as f64,
                     if all.len() > 1 { spread } else { String::new() }
                 );
                 if let Some(s) = o.startup {
@@ -479,6 +508,7 @@ fn run(
     Ok(Outcome {
         cpu,
         switches: usage.ru_nvcsw + usage.ru_nivcsw,
+        faults: usage.ru_minflt,
         maxrss_kib: hwm_kib,
         accepted: sent.accepted,
         refused: sent.refused,
