@@ -9,8 +9,10 @@
 //! shapes); for a record of a compiled shape ([`super::shapes`]) the table
 //! its constructor built, then the checker's call laid out in advance (the
 //! checker, the table, the values); then the function and its three
-//! arguments, which `lua_pcall` replaces by its three results. The memory limit is armed only around that `lua_pcall` (see
-//! [`super::limits`]), so conversion never fails on it. No message handler
+//! arguments, which `lua_pcall` replaces by its three results. The memory
+//! limit and the instruction hook are on only around that `lua_pcall` (see
+//! [`super::limits`]), so conversion never fails on the limit and gatelog's
+//! own Lua code does not pay the hook. No message handler
 //! is installed: only an error's first line is reported, so a traceback
 //! would be built for nothing.
 //!
@@ -165,7 +167,7 @@ impl Crossing {
     pub(crate) fn call(&mut self, vm: &Vm<'_>, input: &Input<'_>) -> mlua::Result<(Step, Option<Table>)> {
         let mut step = Step::Keep;
         let shape = self.shapes.find(input.fields);
-        vm.limits.reset(vm.lua);
+        vm.limits.clear_trip();
         let entry = self.entry;
         let called = entry.call(&mut |st| {
             let (s, result) = self.cross(st, vm, input, shape);
@@ -176,9 +178,10 @@ impl Crossing {
             }
             st.set_top(0);
         });
-        vm.limits.memory_off(vm.lua);
         if let Err(message) = called {
-            vm.limits.rearm(vm.lua);
+            // Lifted already unless the error escaped between `arm` and
+            // `disarm` (it cannot: the script runs in its own `lua_pcall`).
+            vm.limits.disarm(vm.lua);
             return Err(mlua::Error::runtime(message));
         }
         // Compiling is best effort: on an error the records go the general way.
@@ -245,9 +248,9 @@ impl Crossing {
             return (Step::Invalid(format!("record conversion failed: {e}")), 0);
         }
 
-        limits.memory_on(lua);
+        limits.arm(lua);
         let status = st.pcall(3, 3);
-        limits.memory_off(lua);
+        limits.disarm(lua);
         let (code, time_slot, result) = (base + 1, base + 2, base + 3);
         if status != 0 {
             return (Step::ScriptError { message: error_message(st, -1), out_of_memory: status == ERRMEM }, result);
@@ -370,7 +373,7 @@ fn check(
 ) -> Option<Walked> {
     let n = fields.len();
     let extras = sh.extras.len();
-    st.unhooked(|st| st.call(n as i32 + 1, 2 + extras as i32));
+    st.call(n as i32 + 1, 2 + extras as i32);
     let mask = st.number(CHECKER) as u64;
     let count = st.number(CHECKER + 1);
     let walked = fill(st, sh, fields, mask, CHECKER + 2, int_keys, flb_null, plan)

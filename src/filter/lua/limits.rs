@@ -8,6 +8,14 @@
 //!   instruction outside the `pcall`. LuaJIT never runs hooks inside
 //!   JIT-compiled traces (a compiled `while true do end` would spin forever),
 //!   so the VM runs with the JIT compiler off (see `vm.rs`).
+//!   The hook is installed only while script code runs ([`Limits::arm`] to
+//!   [`Limits::disarm`]: the script's top level, then each call): with a
+//!   count hook set, LuaJIT sends every bytecode through its hook dispatch
+//!   (~10 instructions each), and gatelog's own generated code (a shape's
+//!   constructor and checker, see `shapes.rs`) runs between the calls
+//!   without it. Only script code needs the budget: `__gc` finalizers run
+//!   with hooks off in LuaJIT anyway (below). Installing it also restarts
+//!   its count, so each call starts with a whole step.
 //!   The hook is a raw `lua_sethook` function, not mlua's `set_hook`: hooks
 //!   are global in LuaJIT, and mlua's hook removes itself the first time it
 //!   fires inside a coroutine, which would let a script escape the budget.
@@ -52,6 +60,10 @@ static MESSAGE_KEY: u8 = 2;
 pub(crate) struct Limits {
     budget: Arc<Budget>,
     memory_limit: usize,
+    /// The VM's main state, for setting the hook (hooks are global to the
+    /// VM in LuaJIT). Valid as long as the `Lua` it was installed on, which
+    /// its owner keeps together with these limits.
+    state: *mut ffi::lua_State,
 }
 
 /// Read by the hook through a raw pointer: only atomics, never moved (it is
@@ -71,78 +83,69 @@ impl Limits {
             remaining: AtomicU64::new(instruction_limit),
             tripped: AtomicBool::new(false),
         });
-        if instruction_limit > 0 {
-            lua.set_app_data(budget.clone());
-            let message = format!("instruction limit of {instruction_limit} exceeded (gatelog instruction_limit)");
-            let ptr = Arc::as_ptr(&budget) as *mut c_void;
-            // SAFETY: plain stack and registry operations on the VM's own
-            // state inside mlua's protected call; the pointer stays valid as
-            // long as the VM because the VM's app data holds the Arc.
-            unsafe {
-                lua.exec_raw::<()>((), |state| {
+        let message = format!("instruction limit of {instruction_limit} exceeded (gatelog instruction_limit)");
+        let ptr = Arc::as_ptr(&budget) as *mut c_void;
+        let mut main = std::ptr::null_mut();
+        // SAFETY: plain stack and registry operations on the VM's own state
+        // inside mlua's protected call; the pointer stays valid as long as
+        // the VM because the VM's app data holds the Arc. `exec_raw` runs on
+        // the VM's main state, which lives as long as `lua`.
+        unsafe {
+            lua.exec_raw::<()>((), |state| {
+                main = state;
+                if instruction_limit > 0 {
                     ffi::lua_pushlightuserdata(state, key(&BUDGET_KEY));
                     ffi::lua_pushlightuserdata(state, ptr);
                     ffi::lua_rawset(state, ffi::LUA_REGISTRYINDEX);
                     ffi::lua_pushlightuserdata(state, key(&MESSAGE_KEY));
                     ffi::lua_pushlstring(state, message.as_ptr().cast(), message.len());
                     ffi::lua_rawset(state, ffi::LUA_REGISTRYINDEX);
-                    ffi::lua_sethook(state, Some(count_hook), ffi::LUA_MASKCOUNT, step_for(instruction_limit));
-                })?;
-            }
+                }
+            })?;
         }
-        Ok(Limits { budget, memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX) })
+        if instruction_limit > 0 {
+            lua.set_app_data(budget.clone());
+        }
+        Ok(Limits { budget, memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX), state: main })
     }
 
-    /// Before running script code: a fresh instruction budget and the
-    /// memory limit on.
+    /// Before running script code: a fresh instruction budget, the count
+    /// hook installed and the memory limit on. May be called inside a
+    /// protected call on the VM (it only sets fields of its global state).
     pub(crate) fn arm(&self, lua: &Lua) {
-        self.reset(lua);
-        self.memory_on(lua);
-    }
-
-    /// After the script returned: lift the memory limit for conversion.
-    pub(crate) fn disarm(&self, lua: &Lua) {
-        self.memory_off(lua);
-    }
-
-    /// A fresh instruction budget (and the normal hook period again after a
-    /// trip).
-    pub(crate) fn reset(&self, lua: &Lua) {
         let b = &self.budget;
         if b.limit > 0 {
             b.remaining.store(b.limit, Ordering::Relaxed);
-            if b.tripped.swap(false, Ordering::Relaxed) {
-                self.rearm(lua);
-            }
+            b.tripped.store(false, Ordering::Relaxed);
+            // SAFETY: `state` is the VM's main state (see the field); setting
+            // the hook touches only the global state's hook fields and
+            // dispatch table, and no VM code is running on another thread
+            // (the owner has the VM alone).
+            unsafe { ffi::lua_sethook(self.state, Some(count_hook), ffi::LUA_MASKCOUNT, step_for(b.limit)) };
         }
+        self.memory_on(lua);
     }
 
-    /// Install the count hook again with its normal period: after a trip,
-    /// and after a Lua error escaped gatelog's own code, which may have run
-    /// with the hook off (`Stack::unhooked`).
-    pub(crate) fn rearm(&self, lua: &Lua) {
-        let b = &self.budget;
-        if b.limit > 0 {
-            let step = step_for(b.limit);
-            // SAFETY: only sets the hook on the VM's state.
-            let _ = unsafe {
-                lua.exec_raw::<()>((), |state| {
-                    ffi::lua_sethook(state, Some(count_hook), ffi::LUA_MASKCOUNT, step);
-                })
-            };
+    /// After the script returned (or raised): the hook removed and the
+    /// memory limit lifted, for gatelog's own code and the conversion.
+    pub(crate) fn disarm(&self, lua: &Lua) {
+        self.memory_off(lua);
+        if self.budget.limit > 0 {
+            // SAFETY: as in `arm`.
+            unsafe { ffi::lua_sethook(self.state, None, 0, 0) };
         }
     }
 
     /// Arm the memory limit (a field store in mlua's allocator state; may be
     /// called inside `exec_raw`).
-    pub(crate) fn memory_on(&self, lua: &Lua) {
+    fn memory_on(&self, lua: &Lua) {
         if self.memory_limit > 0 {
             // Cannot fail: the VM is created with mlua's allocator.
             let _ = lua.set_memory_limit(self.memory_limit);
         }
     }
 
-    pub(crate) fn memory_off(&self, lua: &Lua) {
+    fn memory_off(&self, lua: &Lua) {
         if self.memory_limit > 0 {
             let _ = lua.set_memory_limit(0);
         }
@@ -151,6 +154,12 @@ impl Limits {
     /// The memory limit in bytes (0: none).
     pub(crate) fn memory_limit(&self) -> usize {
         self.memory_limit
+    }
+
+    /// Forget an earlier trip: before a record, whose call may fail before
+    /// the script runs.
+    pub(crate) fn clear_trip(&self) {
+        self.budget.tripped.store(false, Ordering::Relaxed);
     }
 
     /// Whether the instruction budget ran out during the last call.
@@ -222,6 +231,23 @@ mod tests {
         assert!(err.to_string().contains("instruction limit of 100000 exceeded"), "{err}");
         limits.arm(&lua);
         assert_eq!(lua.load("local s = 0 for i = 1, 1000 do s = s + i end return s").eval::<i64>().unwrap(), 500500);
+    }
+
+    #[test]
+    fn the_hook_is_on_only_between_arm_and_disarm() {
+        let lua = vm();
+        let limits = Limits::install(&lua, 100_000, 0).unwrap();
+        let spin = "local s = 0 for i = 1, 1e6 do s = s + i end return s";
+        // Not armed (gatelog's own code between calls): no budget.
+        assert_eq!(lua.load(spin).eval::<f64>().unwrap(), 500000500000.0);
+        limits.arm(&lua);
+        assert!(lua.load(spin).eval::<f64>().is_err() && limits.instructions_tripped());
+        limits.disarm(&lua);
+        assert_eq!(lua.load(spin).eval::<f64>().unwrap(), 500000500000.0);
+        // A trip does not outlive the call: the next one has its whole budget.
+        limits.arm(&lua);
+        assert_eq!(lua.load("local s = 0 for i = 1, 1e4 do s = s + i end return s").eval::<i64>().unwrap(), 50005000);
+        assert!(!limits.instructions_tripped());
     }
 
     #[test]

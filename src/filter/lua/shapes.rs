@@ -22,8 +22,9 @@
 //!   Lua returns them, nulls dropped unless `enable_flb_null`).
 //!
 //! The checker's call is laid out on the stack before the script runs (see
-//! `crossing.rs`), and it runs with the count hook off: it runs no script
-//! code, since it reads a table without a metatable, and `==` between a
+//! `crossing.rs`). Like the constructor (and everything outside the
+//! script's own call, see `limits.rs`) it runs without the count hook,
+//! which is safe because it runs no script code: since it reads a table without a metatable, and `==` between a
 //! script's value and a scalar original calls no metamethod (Lua 5.1 only
 //! asks `__eq` of two tables or two userdata, and LuaJIT is built without
 //! the FFI, whose cdata would compare through theirs); and it allocates
@@ -34,7 +35,7 @@
 //! metatable set on the record (its `__index` must not run), keys beyond the
 //! learned ones (learned for the next record, up to [`MAX_EXTRAS`]), a
 //! changed value that is a table, or an instruction budget that ran out
-//! inside the script (the hook would stop the checker). A differential test
+//! inside the script. A differential test
 //! runs both ways over random records and scripts.
 //!
 //! A shape is 1..=[`MAX_FIELDS`] keys (at most [`MAX_KEYS`] distinct ones),

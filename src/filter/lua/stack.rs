@@ -333,26 +333,6 @@ impl Stack {
         true
     }
 
-    /// Run `f` with the VM's hooks off: for gatelog's own generated code
-    /// that allocates nothing (so no collector step, and no script
-    /// finalizer, can run unhooked); each bytecode otherwise pays the count
-    /// hook's dispatch. The hook comes back with its count restarted.
-    pub(crate) fn unhooked<R>(&mut self, f: impl FnOnce(&mut Stack) -> R) -> R {
-        // SAFETY: valid state; reading and setting the hook touches only the
-        // global state's hook fields and dispatch table.
-        let (hook, mask, count) =
-            unsafe { (ffi::lua_gethook(self.l), ffi::lua_gethookmask(self.l), ffi::lua_gethookcount(self.l)) };
-        if hook.is_none() || mask == 0 {
-            return f(self);
-        }
-        // SAFETY: as above.
-        unsafe { ffi::lua_sethook(self.l, None, 0, 0) };
-        let r = f(self);
-        // SAFETY: as above; restores what was read.
-        unsafe { ffi::lua_sethook(self.l, hook, mask, count) };
-        r
-    }
-
     /// Call the function below the `nargs` top values, unprotected: an error
     /// unwinds to the [`Entry`] around the body. For gatelog's own generated
     /// functions, never for the script.

@@ -718,7 +718,7 @@ fn sidecar_shape_takes_the_checker_after_two_records() {
 }
 
 #[test]
-fn instruction_limit_holds_after_the_checker_ran_unhooked() {
+fn instruction_limit_holds_for_shaped_records_around_the_unhooked_checker() {
     let code = "function f(tag, ts, r) if r.a == 'loop' then while true do end end r.z = 1 return 1, ts, r end";
     let mut f = inline(code, &[("instruction_limit", "100000")]);
     for round in 0..3 {
