@@ -211,6 +211,33 @@ fn rewrite_keep_true_also_writes_the_original_tag_file_and_warns() {
 }
 
 #[test]
+fn a_keep_copy_changed_after_re_tagging_gets_its_own_line() {
+    // The output reuses the original's line for its KEEP copy while both
+    // hold the same fields: a filter changing the copy must show.
+    let lua = "[FILTER]
+    Name lua
+    Match *
+    code function f(tag, ts, r) if tag == 'nginx' then return 0, ts, r end if r.vhost == 'b.example' then r.uri = '/changed' end return 1, ts, r end
+    call f
+[OUTPUT]";
+    let conf = REWRITE_CONF.replace("KEEP", "true").replacen("[OUTPUT]", lua, 1);
+    let mut g = Gatelog::start(&[("rt.conf", &conf)], &["-c", "{dir}/rt.conf"], &[("TZ", "UTC")]);
+    let sock = g.wait_for("g.sock");
+    let vhosts = ["a.example", "b.example", "c.example", "b.example"];
+    let msgs: Vec<Vec<u8>> = vhosts.iter().enumerate().map(|(i, v)| nginx_line(None, i as u64, v, "/u")).collect();
+    send_all(&sock, &msgs);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let done = g.stop();
+    assert!(done.status.success(), "{}", done.log);
+    let side = std::fs::read_to_string(g.path("nginx")).unwrap();
+    assert_eq!(side, "a.example /u\nb.example /u\nc.example /u\nb.example /u\n");
+    let out = files_under(&g.path("out"));
+    let want = [("a.example.log", "a.example /u\n"), ("b.example.log", "b.example /changed\nb.example /changed\n")];
+    assert_eq!(out[..2], want.map(|(n, c)| (n.to_string(), c.to_string())), "{}", done.log);
+    assert_eq!(out[2], ("c.example.log".to_string(), "c.example /u\n".to_string()));
+}
+
+#[test]
 fn rewrite_keep_false_writes_only_the_new_tag() {
     let (g, _) = rewrite_run("false", &["a.example"]);
     assert_eq!(files_under(&g.path("out")), vec![("a.example.log".to_string(), "a.example /u\n".to_string())]);

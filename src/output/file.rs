@@ -21,6 +21,7 @@ use std::sync::Arc;
 use super::cache::{FileCache, DEFAULT_BUFFER, DEFAULT_MAX_OPEN};
 use super::format::Format;
 use super::path::{check_component_path, PathTemplate, Refusal, MAX_PATH};
+use super::repeat::Repeats;
 use super::OutputContext;
 use crate::config::schema::OptionSpec;
 use crate::config::units::{prop_bool, prop_size, prop_u64};
@@ -96,6 +97,9 @@ pub(crate) struct FileOutput {
     /// two entries let nearly every record skip the check (~900
     /// instructions on a sidecar tag).
     tag_checks: [Option<TagCheck>; 2],
+    /// Lines kept for the `KEEP true` copies of the records written (see
+    /// `repeat.rs`); `None` for `out_file`, which prints the tag.
+    repeats: Option<Repeats>,
 }
 
 impl FileOutput {
@@ -150,6 +154,8 @@ impl FileOutput {
             Layout::Tag => "<tag>".to_owned(),
         };
         let description = format!("file: {target} ({})", format.name());
+        // `out_file` prints the tag, the one thing a KEEP copy changes.
+        let repeats = (!matches!(format, Format::OutFile)).then(Repeats::default);
         let mut out = FileOutput {
             layout,
             dated,
@@ -164,6 +170,7 @@ impl FileOutput {
             description,
             tag_roots: Vec::new(),
             tag_checks: [None, None],
+            repeats,
         };
         if !dated {
             out.render_prefix(0);
@@ -263,11 +270,15 @@ impl FileOutput {
     fn append(&mut self, rec: &Record, root_len: Option<usize>, counters: &OutputCounters) {
         let root = root_len.and_then(|n| self.scratch.get(..n));
         let format = &self.format;
+        let repeats = self.repeats.as_mut();
         self.cache.append(&self.scratch, root, counters, |buf, header| {
             if buf.is_empty() && header.is_none() {
                 *header = format.csv_header(rec);
             }
-            format.render(rec, buf);
+            match repeats {
+                Some(r) if rec.fields.is_shared() => r.write(rec, buf, |buf| format.render(rec, buf)),
+                _ => format.render(rec, buf),
+            }
         });
     }
 

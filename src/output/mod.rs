@@ -24,6 +24,7 @@ mod g16;
 mod json;
 mod path;
 mod print;
+mod repeat;
 mod stdout;
 mod template;
 

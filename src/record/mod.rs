@@ -242,6 +242,43 @@ impl Map {
     pub fn from_pairs(pairs: Vec<(Text, Value)>) -> Self {
         Map(Pairs::Owned(pairs))
     }
+
+    /// Whether the pairs are shared (see [`Map::share`]).
+    #[inline]
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Pairs::Shared(_))
+    }
+
+    /// For shared pairs (see [`Map::share`]): a weak handle on them, and
+    /// whether another map holds them too.
+    pub fn shared(&self) -> Option<(SharedPairs, bool)> {
+        match &self.0 {
+            Pairs::Owned(_) => None,
+            Pairs::Shared(a) => Some((SharedPairs(Arc::downgrade(a)), Arc::strong_count(a) > 1)),
+        }
+    }
+}
+
+/// A weak handle on a map's shared pairs: [`SharedPairs::held_by`] tells
+/// whether a map holds these very pairs. They cannot have changed since:
+/// a shared map is changed only through `Arc::make_mut`, which moves or
+/// copies the pairs to a new allocation while a weak handle exists, and the
+/// handle keeps the old allocation's address from being reused.
+#[derive(Debug, Clone)]
+pub struct SharedPairs(std::sync::Weak<Vec<(Text, Value)>>);
+
+impl SharedPairs {
+    pub fn held_by(&self, map: &Map) -> bool {
+        match &map.0 {
+            Pairs::Owned(_) => false,
+            Pairs::Shared(a) => std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(a)),
+        }
+    }
+
+    /// Whether any map still holds them.
+    pub fn alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
 }
 
 /// One record in flight.
@@ -308,6 +345,26 @@ mod tests {
         assert_eq!(m.get_first("time"), Some(&Value::from("json")));
         assert_eq!(m.remove("time"), Some(Value::from("x")));
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn a_weak_handle_knows_its_pairs_and_not_changed_ones() {
+        let mut a = Map::from_pairs(vec![("k".into(), Value::from("v"))]);
+        assert!(a.shared().is_none());
+        let b = a.share();
+        let (h, others) = b.shared().unwrap();
+        assert!(others && h.held_by(&a) && h.held_by(&b) && h.alive());
+        drop(b);
+        assert_eq!(a.shared().map(|(_, others)| others), Some(false));
+        // Changed while only the handle is left: moved, so no longer "held".
+        a.push("n", Value::Null);
+        assert!(!h.held_by(&a) && !h.alive());
+        // Changed while shared: copied, and the other side still holds them.
+        let c = a.share();
+        let (h, _) = c.shared().unwrap();
+        a.set("k", Value::from("w"));
+        assert!(!h.held_by(&a) && h.held_by(&c));
+        assert!(!h.held_by(&Map::from_pairs(vec![])));
     }
 
     #[test]
