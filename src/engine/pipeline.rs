@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::plan::{FilterInstance, InputPlan, OutputInstance};
+use super::router::RecentTags;
 use crate::input::handoff::Batch;
 use crate::parser::ParseContext;
 use crate::ratelimit::RateLimiter;
@@ -29,16 +30,37 @@ pub struct Pipeline {
     pub counters: Arc<PipelineCounters>,
     zone: Zone,
     /// foldhash: seeded (tags may come from record data) and cheap.
-    routes: foldhash::HashMap<Arc<str>, Vec<usize>>,
-    /// The routes of the last tag seen: records of one input share their
-    /// tag's allocation, so a pointer comparison finds them without hashing.
-    last_route: Option<(Arc<str>, Vec<usize>)>,
+    routes: foldhash::HashMap<Arc<str>, Arc<[usize]>>,
+    /// The routes of the last two tags, found without hashing.
+    recent_routes: RecentTags<Arc<[usize]>>,
     cur: Vec<Record>,
     next: Vec<Record>,
     emitted: Vec<Record>,
     parse_failures: RateLimiter,
     unrouted: RateLimiter,
     loops: RateLimiter,
+}
+
+/// The outputs whose Match selects `tag` (cached by tag).
+fn routes_of(
+    cache: &mut foldhash::HashMap<Arc<str>, Arc<[usize]>>,
+    outputs: &[OutputInstance],
+    tag: &Arc<str>,
+) -> Arc<[usize]> {
+    if cache.len() >= ROUTE_CACHE && !cache.contains_key(tag) {
+        cache.clear();
+    }
+    cache
+        .entry(tag.clone())
+        .or_insert_with(|| {
+            outputs
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.matcher.as_ref().is_some_and(|m| m.matches(tag)))
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .clone()
 }
 
 impl Pipeline {
@@ -56,7 +78,7 @@ impl Pipeline {
             counters,
             zone,
             routes: foldhash::HashMap::default(),
-            last_route: None,
+            recent_routes: RecentTags::default(),
             cur: Vec::new(),
             next: Vec::new(),
             emitted: Vec::new(),
@@ -102,7 +124,7 @@ impl Pipeline {
                 break;
             }
             for rec in self.cur.drain(..) {
-                if f.matcher.matches(&rec.tag) {
+                if *f.recent.get_or(&rec.tag, || f.matcher.matches(&rec.tag)) {
                     f.filter.apply(rec, &mut self.next, &mut self.emitted, &f.counters, ctx);
                 } else {
                     self.next.push(rec);
@@ -151,44 +173,24 @@ impl Pipeline {
     }
 
     fn route(&mut self, rec: &Record) {
-        if !matches!(&self.last_route, Some((tag, _)) if Arc::ptr_eq(tag, &rec.tag)) {
-            let routes = self.routes_of(&rec.tag).clone();
-            self.last_route = Some((rec.tag.clone(), routes));
-        }
-        let Some((_, routes)) = &self.last_route else {
-            return;
-        };
+        let (cache, outputs) = (&mut self.routes, &self.outputs);
+        let routes = self.recent_routes.get_or(&rec.tag, || routes_of(cache, outputs, &rec.tag));
         if routes.is_empty() {
             self.counters.unrouted.inc();
             warn_limited!(self.unrouted, tag = %rec.tag, "no output matches this tag; record discarded (counted as unrouted)");
             return;
         }
-        for &i in routes {
-            let o = &mut self.outputs[i];
-            o.output.write(rec, &o.counters);
+        for &i in routes.iter() {
+            if let Some(o) = self.outputs.get_mut(i) {
+                o.output.write(rec, &o.counters);
+            }
         }
-    }
-
-    /// The outputs whose Match selects `tag` (cached by tag).
-    fn routes_of(&mut self, tag: &Arc<str>) -> &Vec<usize> {
-        if self.routes.len() >= ROUTE_CACHE && !self.routes.contains_key(tag) {
-            self.routes.clear();
-        }
-        let outputs = &self.outputs;
-        self.routes.entry(tag.clone()).or_insert_with(|| {
-            outputs
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.matcher.as_ref().is_some_and(|m| m.matches(tag)))
-                .map(|(i, _)| i)
-                .collect()
-        })
     }
 
     /// Drop cached routes (the outputs changed).
     pub fn forget_routes(&mut self) {
         self.routes.clear();
-        self.last_route = None;
+        self.recent_routes.clear();
     }
 
     pub fn flush(&mut self) {

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::router::Matcher;
+use super::router::{Matcher, RecentTags};
 use super::service::Service;
 use crate::config::classic::Loaded;
 use crate::config::{ConfigError, ConfigErrors, Location, Property, Section};
@@ -29,6 +29,8 @@ pub struct InputPlan {
 pub struct FilterInstance {
     pub name: String,
     pub matcher: Matcher,
+    /// The matcher's verdict on the last two tags.
+    pub recent: RecentTags<bool>,
     pub filter: Filter,
     pub counters: Arc<FilterCounters>,
 }
@@ -142,7 +144,13 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
         match Filter::from_section(s, &ctx) {
             Ok(filter) => {
                 if let Some(matcher) = matcher {
-                    filters.push(FilterInstance { name, matcher, filter, counters: Arc::default() });
+                    filters.push(FilterInstance {
+                        name,
+                        matcher,
+                        recent: RecentTags::default(),
+                        filter,
+                        counters: Arc::default(),
+                    });
                 }
             }
             Err(e) => errors.extend(e),
