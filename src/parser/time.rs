@@ -36,10 +36,58 @@ impl TimeRule {
     /// Parse `value` with the rule's format; `None` without a format or on failure.
     pub fn parse(&self, value: &str, now: Timestamp, default: &Zone) -> Option<Timestamp> {
         let format = self.format.as_ref()?;
-        let tm = format.parse(value.as_bytes(), self.strict)?;
-        resolve(&tm, now, self.zone(default))
+        let zone = self.zone(default);
+        // A pure function of these inputs, and a source writes the same
+        // time string for every record of a second (nginx's header, its
+        // `$time_iso8601`): remember the last answer (the match alone is
+        // ~480 instructions on a syslog header).
+        LAST_PARSE.with_borrow_mut(|last| {
+            if let Some(m) = last.as_ref() {
+                if m.value == value
+                    && m.now == now.secs
+                    && m.zone == *zone
+                    && m.strict == self.strict
+                    && m.format.source() == format.source()
+                {
+                    return m.answer;
+                }
+            }
+            let answer = format.parse(value.as_bytes(), self.strict).and_then(|tm| resolve(&tm, now, zone));
+            if value.len() <= MEMO_MAX {
+                let m = last.get_or_insert_with(|| ParseMemo {
+                    format: format.clone(),
+                    strict: self.strict,
+                    value: String::new(),
+                    now: now.secs,
+                    zone: *zone,
+                    answer,
+                });
+                if m.format.source() != format.source() {
+                    m.format = format.clone();
+                }
+                m.value.clear();
+                m.value.push_str(value);
+                (m.strict, m.now, m.zone, m.answer) = (self.strict, now.secs, *zone, answer);
+            }
+            answer
+        })
     }
 }
+
+/// Time strings longer than this are not remembered.
+const MEMO_MAX: usize = 64;
+
+/// [`TimeRule::parse`]'s last answer and everything it depended on.
+struct ParseMemo {
+    format: TimeFormat,
+    strict: bool,
+    value: String,
+    now: i64,
+    zone: Zone,
+    answer: Option<Timestamp>,
+}
+
+thread_local!(static LAST_PARSE: std::cell::RefCell<Option<ParseMemo>> = const { std::cell::RefCell::new(None) });
 
 /// The instant `tm` denotes. `zone` is used only when `tm` carries no zone.
 pub(crate) fn resolve(tm: &Tm, now: Timestamp, zone: &Zone) -> Option<Timestamp> {
@@ -145,6 +193,35 @@ mod tests {
         let r = rule("%b %d %H:%M:%S", None);
         assert_eq!(r.parse("Jan  1 00:00:01", now, &Zone::Utc), Some(at(1735689601)));
         assert_eq!(r.parse("Dec 31 23:59:58", now, &Zone::Utc), Some(at(1735689598)));
+    }
+
+    #[test]
+    fn the_remembered_answer_is_only_for_the_same_inputs() {
+        // Each call against the answer without the memo (another thread's
+        // memo is empty, and each call there starts from an empty one).
+        let fresh = |r: &TimeRule, v: &str, now: Timestamp, z: Zone| {
+            let (r, v) = (r.clone(), v.to_owned());
+            std::thread::spawn(move || r.parse(&v, now, &z)).join().unwrap()
+        };
+        let tokyo = Zone::parse("Asia/Tokyo").unwrap();
+        let header = rule("%b %d %H:%M:%S", None);
+        let dmy = rule("%d %b %H:%M:%S", None);
+        let mut lax = rule("%b %d %H:%M:%S", None);
+        lax.strict = false;
+        let calls: [(&TimeRule, &str, i64, Zone); 9] = [
+            (&header, "Dec 31 23:59:59", 1735657230, tokyo),
+            (&header, "Dec 31 23:59:59", 1735657230, tokyo),
+            (&header, "Dec 31 23:59:59", 1735657230, Zone::Utc),
+            (&header, "Dec 31 23:59:59", 1767225600, Zone::Utc),
+            (&header, "Dec 31 23:59:58", 1767225600, Zone::Utc),
+            (&dmy, "Dec 31 23:59:58", 1767225600, Zone::Utc),
+            (&header, "Dec 31 23-59-58", 1767225600, Zone::Utc),
+            (&lax, "Dec 31 23-59-58", 1767225600, Zone::Utc),
+            (&header, "Dec 31 23-59-58", 1767225600, Zone::Utc),
+        ];
+        for (r, v, now, z) in calls {
+            assert_eq!(r.parse(v, at(now), &z), fresh(r, v, at(now), z), "{v:?} at {now} in {z:?}");
+        }
     }
 
     #[test]
