@@ -202,7 +202,13 @@ fn main() {
             let mut runs: Vec<Vec<Outcome>> = jobs.iter().map(|_| Vec::new()).collect();
             for _ in 0..repeat {
                 for (k, (job, bin, name)) in jobs.iter().enumerate() {
-                    match run(*job, transport, pace, n, bin, buffer_limit.as_deref()) {
+                    // One retry: the UDP port is picked free, then bound by the
+                    // receiver, and another process may take it in between.
+                    let once = || run(*job, transport, pace, n, bin, buffer_limit.as_deref());
+                    match once().or_else(|e| {
+                        println!("{:<10} {:<8} {:<14} failed, retrying: {e}", name, transport.name(), label);
+                        once()
+                    }) {
                         Ok(o) => runs[k].push(o),
                         Err(e) => println!("{:<10} {:<8} {:<14} failed: {e}", name, transport.name(), label),
                     }
@@ -459,9 +465,18 @@ fn run(
         });
     }
     let spawned = Instant::now();
-    let child = cmd.spawn()?;
+    let mut child = cmd.spawn()?;
     let pid = child.id() as i32;
-    let startup = wait_ready(transport, &sock, port, spawned)?;
+    let startup = match wait_ready(transport, &sock, port, spawned, &mut child) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+            let last = log.lines().last().unwrap_or("(no output)");
+            return Err(std::io::Error::other(format!("{e}; its last log line: {last}")));
+        }
+    };
     let target = match transport {
         Transport::UnixUdp => Target::Unix(sock.clone()),
         Transport::Udp => Target::Udp(port),
@@ -534,9 +549,18 @@ fn tv(t: libc::timeval) -> Duration {
 }
 
 /// Wait until the receiver's socket is bound; the time since spawn for unix sockets.
-fn wait_ready(transport: Transport, sock: &Path, port: u16, spawned: Instant) -> std::io::Result<Option<Duration>> {
+fn wait_ready(
+    transport: Transport,
+    sock: &Path,
+    port: u16,
+    spawned: Instant,
+    child: &mut std::process::Child,
+) -> std::io::Result<Option<Duration>> {
     let deadline = spawned + Duration::from_secs(10);
     loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(std::io::Error::other(format!("receiver exited before binding its socket ({status})")));
+        }
         let ready = match transport {
             Transport::UnixUdp => sock.exists(),
             // Bound once binding the port ourselves fails.
