@@ -20,10 +20,12 @@
 //! LuaJIT's collector re-marks the whole live heap once per cycle; a cycle
 //! starts when the heap reaches `pause`% of the live size after the last
 //! one. With the default 200 the marking of a small heap ran every few dozen
-//! records. [`GcTuning`] raises the pause to [`LARGE_PAUSE`] while the heap
-//! is small next to `memory_limit` (Lua 5.1 has no emergency collection, so
-//! garbage could otherwise push a script over its limit), and leaves a pause
-//! the script set itself alone.
+//! records. [`GcTuning`] sets the pause so that [`GARBAGE_BUDGET`] of
+//! garbage gathers between two cycles (a small heap is marked rarely, a
+//! large one keeps at least the default), within [`MAX_PAUSE`] and never
+//! letting heap and garbage pass half of `memory_limit` (Lua 5.1 has no
+//! emergency collection, so garbage could otherwise push a script over its
+//! limit), and leaves a pause the script set itself alone.
 //!
 //! The way back reads the results with non-allocating calls only (the
 //! shape checker aside: it is gatelog's own code and allocates nothing), so
@@ -64,10 +66,24 @@ pub(crate) enum Step {
     Invalid(String),
 }
 
-/// The pause used while the heap is small.
-pub(crate) const LARGE_PAUSE: i32 = 400;
+/// Garbage a VM may gather between two collections: the memory it costs
+/// (per `lua` filter) for marking its live heap less often.
+pub(crate) const GARBAGE_BUDGET: usize = 4 << 20;
+/// The largest pause set (20× the live heap: a VM of 200 KiB).
+pub(crate) const MAX_PAUSE: i32 = 2000;
 /// Lua's default pause.
 const DEFAULT_PAUSE: i32 = 200;
+
+/// The pause for a heap of `heap` bytes (live, plus garbage not yet
+/// collected: it errs on the low side) under `memory_limit` (0: none).
+pub(crate) fn pause_for(heap: usize, memory_limit: usize) -> i32 {
+    let mut garbage = GARBAGE_BUDGET;
+    if memory_limit > 0 {
+        garbage = garbage.min((memory_limit / 2).saturating_sub(heap));
+    }
+    let pause = 100 + garbage.saturating_mul(100) / heap.max(1);
+    pause.clamp(DEFAULT_PAUSE as usize, MAX_PAUSE as usize) as i32
+}
 /// Calls between two looks at the heap size.
 const GC_CHECK_EVERY: u32 = 256;
 
@@ -86,10 +102,7 @@ impl GcTuning {
             return;
         }
         self.countdown = GC_CHECK_EVERY;
-        // Garbage may reach (pause - 100)% of the live heap: stay under an
-        // eighth of the limit so that even then the heap is at half of it.
-        let small = memory_limit == 0 || st.gc_count_kib().saturating_mul(1024 * 8) < memory_limit;
-        let wanted = if small { LARGE_PAUSE } else { DEFAULT_PAUSE };
+        let wanted = pause_for(st.gc_count_kib().saturating_mul(1024), memory_limit);
         if wanted == current {
             return;
         }
@@ -535,4 +548,24 @@ fn error_message(st: &Stack, idx: i32) -> String {
         _ => format!("(error object is a {} value)", st.type_name(idx)),
     };
     text.lines().next().unwrap_or("").trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_lets_a_bounded_amount_of_garbage_gather() {
+        const M: usize = 1 << 20;
+        // 4 MiB over 2 MiB live: 300%; a small heap is capped, a large one
+        // keeps the default.
+        assert_eq!(pause_for(2 * M, 64 * M), 300);
+        assert_eq!(pause_for(200 << 10, 64 * M), MAX_PAUSE);
+        assert_eq!(pause_for(0, 0), MAX_PAUSE);
+        assert_eq!(pause_for(40 * M, 0), DEFAULT_PAUSE);
+        // Near the limit: heap and garbage stay under half of it.
+        assert_eq!(pause_for(M, 4 * M), 200);
+        assert_eq!(pause_for(M, 8 * M), 400);
+        assert_eq!(pause_for(3 * M, 4 * M), DEFAULT_PAUSE);
+    }
 }

@@ -512,7 +512,19 @@ fn gc_pause_is_raised_for_a_small_heap_unless_the_script_set_one() {
     let read_pause = "local p = collectgarbage('setpause', 0) collectgarbage('setpause', p) r.pause = p";
     let mut f = inline(&format!("function f(tag, ts, r) {read_pause} return 1, ts, r end"), &[]);
     let (out, _) = apply(&mut f, rec(&[]));
-    assert_eq!(out[0].fields, map(&[("pause", Value::Int(i64::from(crossing::LARGE_PAUSE)))]));
+    assert_eq!(out[0].fields, map(&[("pause", Value::Int(i64::from(crossing::MAX_PAUSE)))]));
+    // A script holding a large table gets less, down to the default.
+    let code = format!(
+        "big = {{}} function f(tag, ts, r) if #big == 0 then for i = 1, 3e5 do big[i] = i end end {read_pause} return 1, ts, r end"
+    );
+    let mut f = inline(&code, &[]);
+    let mut pauses = Vec::new();
+    for _ in 0..600 {
+        let (out, _) = apply(&mut f, rec(&[]));
+        pauses.push(out[0].fields.get_first("pause").cloned());
+    }
+    let last = pauses.last().cloned().flatten();
+    assert!(matches!(last, Some(Value::Int(p)) if (200..1000).contains(&p)), "{last:?}");
 
     let code = format!("collectgarbage('setpause', 150) function f(tag, ts, r) {read_pause} return 1, ts, r end");
     let mut f = inline(&code, &[]);
