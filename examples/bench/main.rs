@@ -8,7 +8,8 @@
 //! written (user+sys from wait4), throughput, peak RSS, what was lost after
 //! the kernel accepted it, duplicates, and the ratio to the floor's CPU per
 //! message for the same transport and pacing, and the receiver's context
-//! switches and minor page faults per 1,000 messages. The receiver is pinned to CPU 0 and the
+//! switches and minor page faults per 1,000 messages, and for gatelog the
+//! pipeline thread's share of its CPU (the rest is the receiver). The receiver is pinned to CPU 0 and the
 //! sender to CPU 1. With `--repeat K` every scenario runs K times, the jobs
 //! interleaved, and each row is the run with the median CPU per message
 //! (the ranges of CPU and peak RSS are printed beside it): these machines
@@ -78,6 +79,9 @@ struct Outcome {
     /// Minor page faults of the receiver (memory first touched, or touched
     /// again after the allocator gave it back).
     faults: i64,
+    /// The pipeline thread's share of gatelog's CPU; the rest is the
+    /// receiver (and idle threads).
+    pipeline_share: Option<f64>,
     maxrss_kib: i64,
     accepted: u64,
     refused: u64,
@@ -168,7 +172,7 @@ fn main() {
         std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default().trim()
     );
     println!(
-        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>9} {:>9} {:>12}",
+        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>9} {:>9} {:>6} {:>12}",
         "job",
         "via",
         "load",
@@ -183,6 +187,7 @@ fn main() {
         "×floor",
         "cs/1kmsg",
         "flt/1kmsg",
+        "pipe%",
         if repeat > 1 { "range: µs/msg  peakRSS" } else { "" }
     );
     for transport in [Transport::UnixUdp, Transport::Udp] {
@@ -238,7 +243,7 @@ fn main() {
                 }
                 let ratio = floor_cpu.map(|f| format!("{:.2}", per / f)).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>9.0} {:>9.0} {:>12}",
+                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>9.0} {:>9.0} {:>6} {:>12}",
                     name,
                     transport.name(),
                     label,
@@ -253,6 +258,7 @@ fn main() {
                     ratio,
                     o.switches as f64 * 1000.0 / o.written.max(1) as f64,
                     o.faults as f64 * 1000.0 / o.written.max(1) as f64,
+                    o.pipeline_share.map(|p| format!("{:.0}", p * 100.0)).unwrap_or_else(|| "-".into()),
                     if all.len() > 1 { spread } else { String::new() }
                 );
                 if let Some(s) = o.startup {
@@ -488,6 +494,9 @@ fn run(
     let sent = sender.join().map_err(|_| std::io::Error::other("sender panicked"))??;
     // Give the receiver a moment to take what is queued, then ask it to drain and exit.
     std::thread::sleep(Duration::from_millis(200));
+    // gatelog's pipeline thread's share of its CPU so far (the final drain
+    // after SIGTERM is left out; it is small).
+    let pipeline_share = (![Job::Floor, Job::Rsyslog].contains(&job)).then(|| pipeline_share(pid)).flatten();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let mut status = 0;
@@ -524,6 +533,7 @@ fn run(
         cpu,
         switches: usage.ru_nvcsw + usage.ru_nivcsw,
         faults: usage.ru_minflt,
+        pipeline_share,
         maxrss_kib: hwm_kib,
         accepted: sent.accepted,
         refused: sent.refused,
@@ -532,6 +542,26 @@ fn run(
         wall,
         startup: (transport == Transport::UnixUdp).then_some(startup).flatten(),
     })
+}
+
+/// The `gatelog-pipeline` thread's share of the CPU ticks of process
+/// `pid`'s threads (`/proc/<pid>/task/*/stat`, user + system).
+fn pipeline_share(pid: i32) -> Option<f64> {
+    let (mut pipeline, mut all) = (0u64, 0u64);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        // `pid (comm) state ...`: comm may hold spaces, so split after its `)`.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = &stat[open + 1..close];
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // utime and stime are fields 14 and 15; `rest` starts at field 3.
+        let ticks: u64 = rest.get(11..13).into_iter().flatten().filter_map(|v| v.parse::<u64>().ok()).sum();
+        all += ticks;
+        if comm == "gatelog-pipelin" {
+            pipeline += ticks;
+        }
+    }
+    (all > 0).then(|| pipeline as f64 / all as f64)
 }
 
 /// `VmHWM` of a live process, in KiB (0 once it is gone).
