@@ -13,11 +13,10 @@
 //! (each only when present), `message` (always, possibly empty). The message
 //! is the bytes after the header's single separator space, unaltered.
 
-use nom::branch::alt;
-use nom::bytes::complete::{tag, take_till, take_while_m_n};
+use nom::bytes::complete::{take_till, take_while_m_n};
 use nom::character::complete::{char, one_of};
-use nom::combinator::{consumed, opt};
-use nom::sequence::{delimited, preceded, tuple};
+use nom::combinator::opt;
+use nom::sequence::{preceded, tuple};
 use nom::IResult;
 
 use super::strptime::Tm;
@@ -153,9 +152,23 @@ fn valid(tm: &Tm) -> bool {
 /// PRI (if any), the timestamp as written, and its value.
 type Prefix<'a> = (Option<&'a [u8]>, &'a [u8], Tm);
 
+/// Read by hand: nom's `opt(delimited(…))` and `alt` cost ~400
+/// instructions a header (the test holds this against them). A timestamp
+/// starting with a digit can only be RFC 3339, one starting otherwise
+/// only BSD (a month name), so one is tried, not both.
 fn prefix(i: &[u8]) -> IResult<&[u8], Prefix<'_>> {
-    let (i, pri) = opt(delimited(tag("<"), take_while_m_n(1, 3, is_digit), tag(">")))(i)?;
-    let (rest, (time, tm)) = consumed(alt((rfc3339, bsd)))(i)?;
+    let (i, pri) = match i {
+        [b'<', rest @ ..] => {
+            let n = rest.iter().take(3).take_while(|b| b.is_ascii_digit()).count();
+            match (rest.get(..n), rest.get(n), rest.get(n + 1..)) {
+                (Some(digits), Some(b'>'), Some(after)) if n > 0 => (after, Some(digits)),
+                _ => (i, None),
+            }
+        }
+        _ => (i, None),
+    };
+    let (rest, tm) = if i.first().is_some_and(u8::is_ascii_digit) { rfc3339(i)? } else { bsd(i)? };
+    let time = i.get(..i.len() - rest.len()).unwrap_or_default();
     Ok((rest, (pri, time, tm)))
 }
 
@@ -266,6 +279,44 @@ pub(crate) fn fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nom::branch::alt;
+    use nom::bytes::complete::tag;
+    use nom::combinator::consumed;
+    use nom::sequence::delimited;
+
+    /// The nom definition [`prefix`] replaced.
+    fn prefix_nom(i: &[u8]) -> IResult<&[u8], Prefix<'_>> {
+        let (i, pri) = opt(delimited(tag("<"), take_while_m_n(1, 3, is_digit), tag(">")))(i)?;
+        let (rest, (time, tm)) = consumed(alt((rfc3339, bsd)))(i)?;
+        Ok((rest, (pri, time, tm)))
+    }
+
+    #[test]
+    fn hand_read_prefix_agrees_with_the_nom_definition() {
+        let seeds: [&[u8]; 7] = [
+            b"<190>Nov 23 16:30:00 host nginx: x",
+            b"<1>Nov  3 16:30:00 nginx: x",
+            b"Nov 3 16:30:00.123 x",
+            b"<13>2024-11-23T16:30:00.5+09:00 h t: m",
+            b"2024-11-23 16:30:00Z",
+            b"<1234>Nov 23 16:30:00",
+            b"<>Dec 31 23:59:59",
+        ];
+        let alphabet = b"<> :.-+TZ0123456789NovDecjJ\xe9x";
+        let mut next = crate::testing::xorshift(0x7135_7A4B_0000_0004);
+        let mut ok = [0usize; 2];
+        for n in 0..200_000 {
+            let mut input = seeds[n % seeds.len()].to_vec();
+            crate::testing::mutate(&mut input, alphabet, &mut next);
+            let (got, want) = (prefix(&input), prefix_nom(&input));
+            assert_eq!(got.is_ok(), want.is_ok(), "{}", String::from_utf8_lossy(&input));
+            if let (Ok(g), Ok(w)) = (got, want) {
+                assert_eq!(g, w, "{}", String::from_utf8_lossy(&input));
+            }
+            ok[usize::from(prefix_nom(&input).is_ok())] += 1;
+        }
+        assert!(ok[0] > 20_000 && ok[1] > 20_000, "{ok:?}");
+    }
 
     /// The nom definitions [`hms`] and [`bsd`] replaced.
     fn hms_nom(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32)> {
