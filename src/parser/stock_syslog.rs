@@ -38,6 +38,20 @@ fn run(s: &[u8], from: usize, keep: impl Fn(u8) -> bool) -> usize {
     s.get(from..).map_or(0, |rest| rest.iter().position(|&b| !keep(b)).unwrap_or(rest.len()))
 }
 
+/// The bytes of the patterns' ident class `[a-zA-Z0-9_\/\.\-]`, by byte
+/// value: a table read instead of four comparisons and a range test a
+/// byte (a sidecar ident is ~30 bytes).
+static IDENT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'/' || c == b'.' || c == b'-';
+        b += 1;
+    }
+    t
+};
+
 fn non_space(s: &[u8], from: usize) -> usize {
     from + run(s, from, |b| b != b' ')
 }
@@ -102,7 +116,7 @@ impl StockSyslog {
                 None
             };
             // From here on every part matches (or is optional).
-            let ident = (q, q + run(s, q, |b| b.is_ascii_alphanumeric() || b"_/.-".contains(&b)));
+            let ident = (q, q + run(s, q, |b| IDENT[usize::from(b)]));
             q = ident.1;
             let mut pid = None;
             if is(s, q, b'[') {
@@ -127,6 +141,14 @@ impl StockSyslog {
 mod tests {
     use super::super::regex::RegexParser;
     use super::*;
+
+    #[test]
+    fn the_ident_table_is_the_class() {
+        for b in 0..=255u8 {
+            let class = b.is_ascii_alphanumeric() || b"_/.-".contains(&b);
+            assert_eq!(IDENT[usize::from(b)], class, "{b}");
+        }
+    }
 
     fn parsers(pattern: &str) -> (RegexParser, RegexParser) {
         let fast = RegexParser::compile(pattern, true).unwrap();
