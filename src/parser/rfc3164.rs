@@ -13,7 +13,7 @@
 //! (each only when present), `message` (always, possibly empty). The message
 //! is the bytes after the header's single separator space, unaltered.
 
-use nom::bytes::complete::{take_till, take_while_m_n};
+use nom::bytes::complete::take_while_m_n;
 use nom::character::complete::{char, one_of};
 use nom::combinator::opt;
 use nom::sequence::{preceded, tuple};
@@ -172,8 +172,10 @@ fn prefix(i: &[u8]) -> IResult<&[u8], Prefix<'_>> {
     Ok((rest, (pri, time, tm)))
 }
 
-fn token(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    take_till(|b| b == b' ')(i)
+/// Up to the next space (memchr: an ident is ~30 bytes).
+fn token(i: &[u8]) -> (&[u8], &[u8]) {
+    let n = memchr::memchr(b' ', i).unwrap_or(i.len());
+    (i.get(n..).unwrap_or_default(), i.get(..n).unwrap_or_default())
 }
 
 fn skip_spaces(i: &[u8]) -> &[u8] {
@@ -209,7 +211,7 @@ pub(crate) fn decode(input: &[u8]) -> Option<Header<'_>> {
     }
     let rest = rest.strip_prefix(b" ")?;
     let rest = skip_spaces(rest);
-    let (after1, tok1) = token(rest).ok()?;
+    let (after1, tok1) = token(rest);
     if tok1.is_empty() {
         return Some(h);
     }
@@ -218,7 +220,7 @@ pub(crate) fn decode(input: &[u8]) -> Option<Header<'_>> {
         None => {
             h.host = Some(tok1);
             let after_host = skip_spaces(after1);
-            let (after2, tok2) = token(after_host).ok()?;
+            let (after2, tok2) = token(after_host);
             match split_tag(tok2) {
                 Some(tag) if !tok2.is_empty() => (after2, Some(tag)),
                 _ => {
