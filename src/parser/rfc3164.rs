@@ -84,9 +84,10 @@ fn hms(i: &[u8]) -> IResult<&[u8], (u32, u32, u32, u32)> {
         return Err(no_match(i));
     };
     let rest = i.get(8..).unwrap_or_default();
-    Ok(match fraction(rest) {
-        Ok((rest, nanos)) => (rest, (h, m, s, nanos)),
-        Err(_) => (rest, (h, m, s, 0)),
+    // Most headers have no fraction: test its dot before calling nom.
+    Ok(match rest.first().filter(|&&b| b == b'.').and_then(|_| fraction(rest).ok()) {
+        Some((rest, nanos)) => (rest, (h, m, s, nanos)),
+        None => (rest, (h, m, s, 0)),
     })
 }
 
