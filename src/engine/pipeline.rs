@@ -6,11 +6,10 @@
 use std::sync::Arc;
 
 use super::plan::{FilterInstance, InputPlan, OutputInstance};
-use super::router::RecentTags;
 use crate::input::handoff::Batch;
 use crate::parser::ParseContext;
 use crate::ratelimit::RateLimiter;
-use crate::record::{lossy_text, Map, Record, Text, Value};
+use crate::record::{lossy_text, Map, RecentTags, Record, Text, Value};
 use crate::stats::{InputDrop, PipelineCounters};
 use crate::warn_limited;
 use crate::zone::Zone;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::router::{Matcher, RecentTags};
+use super::router::Matcher;
 use super::service::Service;
 use crate::config::classic::Loaded;
 use crate::config::{ConfigError, ConfigErrors, Location, Property, Section};
@@ -16,6 +16,7 @@ use crate::input::SyslogSettings;
 use crate::output::{Output, OutputContext};
 use crate::parser::{Parser, ParserRegistry};
 use crate::record::reads::{KeySet, Reads};
+use crate::record::RecentTags;
 use crate::stats::{FilterCounters, InputCounters, OutputCounters};
 
 pub struct InputPlan {

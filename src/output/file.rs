@@ -16,8 +16,6 @@
 //! `Fallback_File drop`; either way they count in `path_refused`, and
 //! dropped ones also in `dropped_records`.
 
-use std::sync::Arc;
-
 use super::cache::{FileCache, DEFAULT_BUFFER, DEFAULT_MAX_OPEN};
 use super::format::Format;
 use super::path::{check_component_path, PathTemplate, Refusal, MAX_PATH};
@@ -28,7 +26,7 @@ use crate::config::units::{prop_bool, prop_size, prop_u64};
 use crate::config::{ConfigError, Property, Section};
 use crate::ratelimit::RateLimiter;
 use crate::record::reads::Reads;
-use crate::record::Record;
+use crate::record::{RecentTags, Record};
 use crate::stats::OutputCounters;
 use crate::warn_limited;
 use crate::zone::Zone;
@@ -71,9 +69,6 @@ struct Prefix {
     full: String,
 }
 
-/// A tag and whether it may be used as a path.
-type TagCheck = (Arc<str>, Result<(), Refusal>);
-
 pub(crate) struct FileOutput {
     layout: Layout,
     dated: bool,
@@ -96,7 +91,7 @@ pub(crate) struct FileOutput {
     /// with `KEEP true` the original and the re-tagged record alternate, so
     /// two entries let nearly every record skip the check (~900
     /// instructions on a sidecar tag).
-    tag_checks: [Option<TagCheck>; 2],
+    tag_checks: RecentTags<Result<(), Refusal>>,
     /// Lines kept for the `KEEP true` copies of the records written (see
     /// `repeat.rs`); `None` for `out_file`, which prints the tag.
     repeats: Option<Repeats>,
@@ -169,7 +164,7 @@ impl FileOutput {
             instance: ctx.instance.to_owned(),
             description,
             tag_roots: Vec::new(),
-            tag_checks: [None, None],
+            tag_checks: RecentTags::new(Ok(())),
             repeats,
         };
         if !dated {
@@ -221,16 +216,7 @@ impl FileOutput {
         let from_tag = matches!(self.layout, Layout::PathTag { .. } | Layout::Tag);
         let mut verdict = Ok(());
         if from_tag {
-            let seen = self.tag_checks.iter().flatten().find(|(tag, _)| Arc::ptr_eq(tag, &rec.tag));
-            verdict = match seen {
-                Some((_, v)) => *v,
-                None => {
-                    let v = check_component_path(&rec.tag);
-                    self.tag_checks.rotate_right(1);
-                    self.tag_checks[0] = Some((rec.tag.clone(), v));
-                    v
-                }
-            };
+            verdict = *self.tag_checks.get_or(&rec.tag, || check_component_path(&rec.tag));
             self.scratch.push_str(&rec.tag);
         }
         if verdict.is_ok() && self.scratch.len() > MAX_PATH {

@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 pub mod accessor;
 pub mod reads;
+mod recent;
+
+pub use recent::RecentTags;
 
 /// Event time: seconds since the Unix epoch plus nanoseconds (0..1e9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
