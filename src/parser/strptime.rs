@@ -105,8 +105,14 @@ fn fold3(b: &[u8]) -> Option<u32> {
 /// `b`, in any case.
 #[inline]
 pub(super) fn month_of_abbr(b: &[u8]) -> Option<usize> {
+    abbr_in(&MONTH_KEYS, b)
+}
+
+/// The position in `keys` of the first three bytes of `b`, folded.
+#[inline]
+fn abbr_in(keys: &[u32], b: &[u8]) -> Option<usize> {
     let want = fold3(b)?;
-    MONTH_KEYS.iter().position(|k| *k == want)
+    keys.iter().position(|k| *k == want)
 }
 
 impl TimeFormat {
@@ -254,8 +260,7 @@ fn ranged(input: &[u8], pos: usize, max: usize, lo: u64, hi: u64) -> Option<(u32
 /// name starts with its own, so the abbreviation finds the only candidate.
 fn name(input: &[u8], pos: usize, names: &[&str], keys: &[u32]) -> Option<(usize, usize)> {
     let rest = input.get(pos..)?;
-    let want = fold3(rest)?;
-    let idx = keys.iter().position(|k| *k == want)?;
+    let idx = abbr_in(keys, rest)?;
     let full = names.get(idx)?.as_bytes();
     match rest.get(..full.len()) {
         Some(r) if r.eq_ignore_ascii_case(full) => Some((idx, pos + full.len())),

@@ -41,30 +41,21 @@ impl TimeRule {
         // time string for every record of a second (nginx's header, its
         // `$time_iso8601`): remember the last answer (the match alone is
         // ~480 instructions on a syslog header).
-        LAST_PARSE.with_borrow_mut(|last| {
-            if let Some(m) = last.as_ref() {
-                if m.value == value
-                    && m.now == now.secs
-                    && m.zone == *zone
-                    && m.strict == self.strict
-                    && m.format.source() == format.source()
-                {
-                    return m.answer;
-                }
+        LAST_PARSE.with_borrow_mut(|m| {
+            if m.filled
+                && m.value == value
+                && m.now == now.secs
+                && m.zone == *zone
+                && m.strict == self.strict
+                && m.format == format.source()
+            {
+                return m.answer;
             }
             let answer = format.parse(value.as_bytes(), self.strict).and_then(|tm| resolve(&tm, now, zone));
             if value.len() <= MEMO_MAX {
-                let m = last.get_or_insert_with(|| ParseMemo {
-                    format: format.clone(),
-                    strict: self.strict,
-                    value: String::new(),
-                    now: now.secs,
-                    zone: *zone,
-                    answer,
-                });
-                if m.format.source() != format.source() {
-                    m.format = format.clone();
-                }
+                m.filled = true;
+                m.format.clear();
+                m.format.push_str(format.source());
                 m.value.clear();
                 m.value.push_str(value);
                 (m.strict, m.now, m.zone, m.answer) = (self.strict, now.secs, *zone, answer);
@@ -77,9 +68,11 @@ impl TimeRule {
 /// Time strings longer than this are not remembered.
 const MEMO_MAX: usize = 64;
 
-/// [`TimeRule::parse`]'s last answer and everything it depended on.
+/// [`TimeRule::parse`]'s last answer and everything it depended on (the
+/// format by its source text, from which it is compiled).
 struct ParseMemo {
-    format: TimeFormat,
+    filled: bool,
+    format: String,
     strict: bool,
     value: String,
     now: i64,
@@ -87,7 +80,17 @@ struct ParseMemo {
     answer: Option<Timestamp>,
 }
 
-thread_local!(static LAST_PARSE: std::cell::RefCell<Option<ParseMemo>> = const { std::cell::RefCell::new(None) });
+thread_local!(static LAST_PARSE: std::cell::RefCell<ParseMemo> = const {
+    std::cell::RefCell::new(ParseMemo {
+        filled: false,
+        format: String::new(),
+        strict: false,
+        value: String::new(),
+        now: 0,
+        zone: Zone::Utc,
+        answer: None,
+    })
+});
 
 /// The instant `tm` denotes. `zone` is used only when `tm` carries no zone.
 pub(crate) fn resolve(tm: &Tm, now: Timestamp, zone: &Zone) -> Option<Timestamp> {

@@ -191,10 +191,9 @@ impl Crossing {
             }
             st.set_top(0);
         });
+        // The limits are lifted already: the script runs in its own
+        // `lua_pcall`, so no error escapes between `arm` and `disarm`.
         if let Err(message) = called {
-            // Lifted already unless the error escaped between `arm` and
-            // `disarm` (it cannot: the script runs in its own `lua_pcall`).
-            vm.limits.disarm(vm.lua);
             return Err(mlua::Error::runtime(message));
         }
         // Compiling is best effort: on an error the records go the general way.
