@@ -262,7 +262,7 @@ impl FileOutput {
                 *header = format.csv_header(rec);
             }
             match repeats {
-                Some(r) if rec.fields.is_shared() => r.write(rec, buf, |buf| format.render(rec, buf)),
+                Some(r) if rec.fields.holders() > 0 => r.write(rec, buf, |buf| format.render(rec, buf)),
                 _ => format.render(rec, buf),
             }
         });

@@ -59,7 +59,7 @@ impl Repeats {
     /// Append to `out` the line remembered for `rec`'s twin, if there is
     /// one; `false` when `rec` must be rendered.
     pub(crate) fn replay(&mut self, rec: &Record, out: &mut Vec<u8>) -> bool {
-        if self.lines.is_empty() || !matches!(rec.fields.shared(), Some((_, false))) {
+        if self.lines.is_empty() || rec.fields.holders() != 1 {
             return false;
         }
         let mut i = 0;
@@ -86,12 +86,12 @@ impl Repeats {
     /// Remember `line`, just rendered for `rec`, if another record holds
     /// `rec`'s fields (its re-tagged copy, still to come).
     pub(crate) fn remember(&mut self, rec: &Record, line: &[u8]) {
-        let Some((pairs, true)) = rec.fields.shared() else {
-            return;
-        };
-        if line.len() > MAX_BYTES {
+        if rec.fields.holders() < 2 || line.len() > MAX_BYTES {
             return;
         }
+        let Some(pairs) = rec.fields.weak() else {
+            return;
+        };
         while self.lines.len() >= MAX_LINES || self.bytes + line.len() > MAX_BYTES {
             match self.lines.pop_front() {
                 Some(old) => self.recycle(old),

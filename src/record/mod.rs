@@ -246,18 +246,20 @@ impl Map {
         Map(Pairs::Owned(pairs))
     }
 
-    /// Whether the pairs are shared (see [`Map::share`]).
+    /// How many maps hold these pairs: 0 when they are owned (not shared).
     #[inline]
-    pub fn is_shared(&self) -> bool {
-        matches!(self.0, Pairs::Shared(_))
+    pub fn holders(&self) -> usize {
+        match &self.0 {
+            Pairs::Owned(_) => 0,
+            Pairs::Shared(a) => Arc::strong_count(a),
+        }
     }
 
-    /// For shared pairs (see [`Map::share`]): a weak handle on them, and
-    /// whether another map holds them too.
-    pub fn shared(&self) -> Option<(SharedPairs, bool)> {
+    /// A weak handle on shared pairs (see [`Map::share`]).
+    pub fn weak(&self) -> Option<SharedPairs> {
         match &self.0 {
             Pairs::Owned(_) => None,
-            Pairs::Shared(a) => Some((SharedPairs(Arc::downgrade(a)), Arc::strong_count(a) > 1)),
+            Pairs::Shared(a) => Some(SharedPairs(Arc::downgrade(a))),
         }
     }
 }
@@ -353,18 +355,18 @@ mod tests {
     #[test]
     fn a_weak_handle_knows_its_pairs_and_not_changed_ones() {
         let mut a = Map::from_pairs(vec![("k".into(), Value::from("v"))]);
-        assert!(a.shared().is_none());
+        assert!(a.weak().is_none() && a.holders() == 0);
         let b = a.share();
-        let (h, others) = b.shared().unwrap();
-        assert!(others && h.held_by(&a) && h.held_by(&b) && h.alive());
+        let h = b.weak().unwrap();
+        assert!(b.holders() == 2 && h.held_by(&a) && h.held_by(&b) && h.alive());
         drop(b);
-        assert_eq!(a.shared().map(|(_, others)| others), Some(false));
+        assert_eq!(a.holders(), 1);
         // Changed while only the handle is left: moved, so no longer "held".
         a.push("n", Value::Null);
         assert!(!h.held_by(&a) && !h.alive());
         // Changed while shared: copied, and the other side still holds them.
         let c = a.share();
-        let (h, _) = c.shared().unwrap();
+        let h = c.weak().unwrap();
         a.set("k", Value::from("w"));
         assert!(!h.held_by(&a) && h.held_by(&c));
         assert!(!h.held_by(&Map::from_pairs(vec![])));
