@@ -2,7 +2,9 @@
 //! unix_udp and udp, blocking and paced, each against the floor receiver in
 //! the same run, and rsyslog doing job (b) when `rsyslogd` is installed.
 //!
-//!     cargo build --release && cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced] [--baseline PATH]
+//!     cargo build --release && cargo run --release --example bench -- [options]
+//!
+//! (`-- --help` lists the options: [`USAGE`].)
 //!
 //! For each run it prints the receiver's CPU microseconds per message
 //! written (user+sys from wait4), throughput, peak RSS, what was lost after
@@ -91,6 +93,9 @@ struct Outcome {
     startup: Option<Duration>,
 }
 
+/// The options, printed by `--help` and on a mistake.
+const USAGE: &str = "usage: cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced] [--gatelog PATH] [--baseline PATH]";
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("floor") {
@@ -100,7 +105,6 @@ fn main() {
         }
         return;
     }
-    const USAGE: &str = "usage: cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced] [--gatelog PATH] [--baseline PATH]";
     const OPTIONS: [&str; 10] = [
         "--messages",
         "--paced",
