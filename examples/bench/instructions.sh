@@ -7,14 +7,16 @@
 #     cargo build --release --examples && examples/bench/instructions.sh [job ...]
 #
 # Jobs: c-null c-raw b-no-filter b-native default a-no-lua a-sidecar (default: all).
-# Needs valgrind (apt-get install valgrind).
+# Needs valgrind (apt-get install valgrind). `--smc-check=all-non-file`:
+# LuaJIT compiles gatelog's generated Lua code to machine code it may patch
+# later, which valgrind must see.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-10000}
 stages=target/release/examples/stages
 [ -x "$stages" ] || { echo "build it first: cargo build --release --examples" >&2; exit 1; }
 refs() {
-    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$stages" "$1" "$2" 2>&1 \
+    valgrind --tool=cachegrind --cache-sim=no --smc-check=all-non-file --cachegrind-out-file=/dev/null "$stages" "$1" "$2" 2>&1 \
         | grep 'I *refs' | tr -d ',' | awk '{print $NF}'
 }
 for job in "${@:-c-null c-raw b-no-filter b-native default a-no-lua a-sidecar}"; do

@@ -42,7 +42,7 @@ use mlua::{Lua, RegistryKey, Table};
 use super::convert::Converter;
 use super::keys::{KeyCache, Origins};
 use super::limits::Limits;
-use super::push::{self, key_index, Pusher, FUNC, NSEC, PARKED, SEC, TAG};
+use super::push::{self, key_index, Pusher, FUNC, NSEC, PARKED, SEC, SETTLE, TAG};
 use super::reuse::{self, Plan, Scalar, Walked};
 use super::shapes::{Shape, Shapes, MAX_EXTRAS};
 use super::stack::{Entry, Kind, Stack, ERRMEM};
@@ -157,6 +157,7 @@ impl Crossing {
         anchors.raw_set(FUNC, func)?;
         anchors.raw_set(SEC, "sec")?;
         anchors.raw_set(NSEC, "nsec")?;
+        anchors.raw_set(SETTLE, lua.load("return function() end").set_name("=gatelog").eval::<mlua::Function>()?)?;
         let anchors_ref = lua.create_registry_value(&anchors)?;
         Ok(Crossing {
             entry: Entry::new(lua, &anchors_ref)?,
@@ -226,6 +227,7 @@ impl Crossing {
         }
         self.gc.check(st, limits.memory_limit());
         let shape = shape.filter(|&i| self.shapes.get(i).is_some());
+        let warm = shape.is_some_and(|i| self.shapes.warm_ctor(i));
         let base = match shape.and_then(|i| self.shapes.get(i)) {
             Some(sh) => {
                 st.push_nil(); // T_KEEP
@@ -242,6 +244,10 @@ impl Crossing {
                 st.raw_geti(ANCHORS, sh.anchor);
                 for i in 0..fields.len() {
                     st.push_copy(VALUES + i as i32);
+                }
+                if warm {
+                    let ctor = st.top() - fields.len() as i32;
+                    warm_up(st, ctor, 1);
                 }
                 st.call(fields.len() as i32, 1);
                 st.push_copy(-1);
@@ -323,6 +329,11 @@ impl Crossing {
         let mut table = base + 3;
         let int_keys = vm.conv.int_keys();
         let fast = !vm.limits.instructions_tripped() && st.raw_equal(table, T_KEEP) && !st.has_metatable(table);
+        if fast && self.shapes.warm_check(i) {
+            let results = self.shapes.get(i).map_or(0, |sh| 2 + sh.extras.len() as i32);
+            st.set_top(base);
+            warm_up(st, CHECKER, results);
+        }
         if let Some(sh) = self.shapes.get(i).filter(|_| fast) {
             // The script's results go; the checker's call is what is left.
             st.set_top(base);
@@ -372,6 +383,41 @@ const CHECKER: i32 = 3;
 const T: i32 = 4;
 const VALUES: i32 = 5;
 
+/// Calls of a shape's constructor, and of its checker, run back to back
+/// with LuaJIT's trace compiler on when the shape is first used: enough to
+/// pass LuaJIT's threshold for a hot function (`hotloop` 56 × 2 calls).
+const WARM_RUNS: usize = 150;
+
+/// Warm up gatelog's generated function whose call (the function and its
+/// arguments, from `first` to the top) is laid out: run it [`WARM_RUNS`]
+/// times on copies with LuaJIT's trace compiler on, so that LuaJIT compiles
+/// it for the arguments it really gets, then switch the compiler off; the
+/// compiled code keeps running. The layout is left as it was. Only
+/// gatelog's code runs meanwhile: the calls are back to back because
+/// switching the compiler on resets LuaJIT's hot counters, and script code
+/// never runs with it on (see `super::shapes`). Each call must be free of
+/// side effects beyond garbage.
+fn warm_up(st: &mut Stack, first: i32, nresults: i32) {
+    let len = st.top() - first + 1;
+    if !st.reserve((len + nresults.max(0) + 2) as usize) {
+        return;
+    }
+    st.compiler(true);
+    for _ in 0..WARM_RUNS {
+        for j in 0..len {
+            st.push_copy(first + j);
+        }
+        st.call(len - 1, nresults);
+        st.set_top(first + len - 1);
+    }
+    // LuaJIT assembles a trace on the instruction after its end: a trace
+    // ending at the return to C needs one more Lua instruction before the
+    // compiler is switched off, which would abort it.
+    st.raw_geti(ANCHORS, SETTLE);
+    st.call(0, 0);
+    st.compiler(false);
+}
+
 /// Run shape `sh`'s checker, whose call is the top of the stack (from
 /// [`CHECKER`]), and fill `plan` from its answer as the walk would; `None`
 /// when it cannot vouch for the table. Leaves the stack at [`T_KEEP`].
@@ -384,8 +430,7 @@ fn check(
     plan: &mut Plan,
 ) -> Option<Walked> {
     let n = fields.len();
-    let extras = sh.extras.len();
-    st.call(n as i32 + 1, 2 + extras as i32);
+    st.call(n as i32 + 1, 2 + sh.extras.len() as i32);
     let mask = st.number(CHECKER) as u64;
     let count = st.number(CHECKER + 1);
     let walked = fill(st, sh, fields, mask, CHECKER + 2, int_keys, flb_null, plan)

@@ -7,7 +7,7 @@
 //!   the error with `pcall` in a loop is thrown out again at its next
 //!   instruction outside the `pcall`. LuaJIT never runs hooks inside
 //!   JIT-compiled traces (a compiled `while true do end` would spin forever),
-//!   so the VM runs with the JIT compiler off (see `vm.rs`).
+//!   so script code never runs with the JIT compiler on (see `vm.rs`).
 //!   The hook is installed only while script code runs ([`Limits::arm`] to
 //!   [`Limits::disarm`]: the script's top level, then each call): with a
 //!   count hook set, LuaJIT sends every bytecode through its hook dispatch

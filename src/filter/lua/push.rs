@@ -24,8 +24,11 @@ pub(crate) const NSEC: i32 = 4;
 pub(crate) const TAG: i32 = 5;
 /// A returned table left for the general conversion, until it is read.
 pub(crate) const PARKED: i32 = 6;
+/// An empty Lua function, run to let LuaJIT finish a trace (see
+/// `super::shapes`).
+pub(crate) const SETTLE: i32 = 7;
 /// Interned keys and their last values start here (see [`key_index`]).
-const FIRST_KEY: i32 = 7;
+const FIRST_KEY: i32 = 8;
 /// Compiled shapes start after the last key slot (see `super::shapes`).
 pub(crate) const FIRST_SHAPE: i32 = FIRST_KEY + 2 * KEY_CACHE_MAX as i32;
 

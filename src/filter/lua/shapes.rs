@@ -30,6 +30,23 @@
 //! the FFI, whose cdata would compare through theirs); and it allocates
 //! nothing, so no collector step runs inside it.
 //!
+//! Both are compiled to machine code by LuaJIT's trace compiler, which is
+//! otherwise off (see `vm.rs`): the first time a shape is used, its
+//! constructor, and the first time its checker vouches, the checker, run
+//! back to back on copies of the real call with the compiler on, past
+//! LuaJIT's threshold for a hot function, and the compiler is switched off
+//! again (`warm_up` in `crossing.rs`); the compiled code keeps running. Back
+//! to back, because switching the compiler on resets LuaJIT's hot counters;
+//! on copies of the real call, so the code is compiled for the value types
+//! and the table the script really returns. No script code can be compiled
+//! on the way: neither function calls anything but the builtin `next`, the
+//! checker only runs on a table without a metatable, a `__gc` finalizer run
+//! meanwhile is never compiled (LuaJIT starts no trace inside one), and a
+//! Lua error that escapes with the compiler on switches it off before
+//! anything else runs (`Entry::call`). A test records where every trace
+//! starts. Measured with `examples/bench/instructions.sh`, a-sidecar
+//! 33,453 → 31,788 instructions a record.
+//!
 //! What the checker cannot vouch for goes through the general walk of
 //! [`super::reuse`], with the same result: another table returned, a
 //! metatable set on the record (its `__index` must not run), keys beyond the
@@ -85,6 +102,10 @@ pub(crate) struct Shape {
     pub anchor: i32,
     used: u64,
     misses: u32,
+    /// The constructor, the checker, is still to be warmed up (see the
+    /// module doc).
+    cold_ctor: bool,
+    cold_check: bool,
 }
 
 impl Shape {
@@ -149,6 +170,16 @@ impl Shapes {
 
     pub(crate) fn get(&self, i: usize) -> Option<&Shape> {
         self.shapes.get(i)
+    }
+
+    /// Whether shape `i`'s constructor is still to be warmed up (once).
+    pub(crate) fn warm_ctor(&mut self, i: usize) -> bool {
+        self.shapes.get_mut(i).is_some_and(|s| std::mem::take(&mut s.cold_ctor))
+    }
+
+    /// Whether shape `i`'s checker is still to be warmed up (once).
+    pub(crate) fn warm_check(&mut self, i: usize) -> bool {
+        self.shapes.get_mut(i).is_some_and(|s| std::mem::take(&mut s.cold_check))
     }
 
     /// After a record crossed without a shape, with the key slots `seen`:
@@ -257,7 +288,18 @@ impl Shapes {
         anchors.raw_set(anchor, ctor)?;
         anchors.raw_set(anchor + 1, check)?;
         let later = (0..slots.len()).filter(|&i| slots[..i].contains(&slots[i])).collect();
-        let shape = Shape { keys, slots, distinct, later, extras, anchor, used: self.tick, misses: 0 };
+        let shape = Shape {
+            keys,
+            slots,
+            distinct,
+            later,
+            extras,
+            anchor,
+            used: self.tick,
+            misses: 0,
+            cold_ctor: true,
+            cold_check: true,
+        };
         match self.shapes.get_mut(at) {
             Some(s) => *s = shape,
             None => self.shapes.push(shape),

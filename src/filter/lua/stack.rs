@@ -21,6 +21,24 @@ use mlua::{ffi, Lua, RegistryKey};
 /// Slot of the trampoline in the anchor table (see `super::push`).
 pub(crate) const ENTRY_SLOT: i32 = 1;
 
+// LuaJIT's own C API (`luajit.h`), which mlua does not declare.
+unsafe extern "C-unwind" {
+    fn luaJIT_setmode(l: *mut ffi::lua_State, idx: c_int, mode: c_int) -> c_int;
+}
+const LUAJIT_MODE_ENGINE: c_int = 0;
+const LUAJIT_MODE_ON: c_int = 0x0100;
+const LUAJIT_MODE_OFF: c_int = 0;
+
+/// Switch LuaJIT's trace compiler for the whole VM. Switching aborts any
+/// trace being recorded; traces compiled already keep running with the
+/// compiler off. Raises only when called from a `__gc` finalizer, which
+/// gatelog never does.
+fn set_compiler(l: *mut ffi::lua_State, on: bool) {
+    let mode = LUAJIT_MODE_ENGINE | if on { LUAJIT_MODE_ON } else { LUAJIT_MODE_OFF };
+    // SAFETY: a valid state, outside any finalizer.
+    unsafe { luaJIT_setmode(l, 0, mode) };
+}
+
 /// The way into a VM for [`Entry::call`]: its main state and the registry
 /// reference of the anchor table, whose slot [`ENTRY_SLOT`] holds [`entry`].
 #[derive(Clone, Copy)]
@@ -76,6 +94,11 @@ impl Entry {
             ffi::lua_insert(l, -2);
             ffi::lua_pushlightuserdata(l, ptr);
             let status = ffi::lua_pcall(l, 2, 0, 0);
+            if status != 0 {
+                // An error may have unwound out of `Stack::call_compiled`
+                // with the compiler on: no script code may run with it on.
+                set_compiler(l, false);
+            }
             let result = if status == 0 {
                 Ok(())
             } else {
@@ -340,6 +363,13 @@ impl Stack {
         // SAFETY: valid state; inside `entry`, whose `lua_pcall` catches an
         // error (the same as any allocating operation here).
         unsafe { ffi::lua_call(self.l, nargs, nresults) }
+    }
+
+    /// Switch LuaJIT's trace compiler (see [`set_compiler`]). An error
+    /// unwinding while it is on leaves it on; [`Entry::call`] then switches
+    /// it off before anything else runs.
+    pub(crate) fn compiler(&mut self, on: bool) {
+        set_compiler(self.l, on);
     }
 
     /// The VM's heap size in KiB (`collectgarbage("count")`).

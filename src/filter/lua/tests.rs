@@ -370,6 +370,48 @@ fn xpcall_with_debug_traceback_works_and_jit_stays_off() {
     assert_eq!(out[0].fields, map(&[("err", s("x")), ("jit", Value::Bool(false))]));
 }
 
+/// gatelog compiles its own generated code (a shape's constructor and
+/// checker) with LuaJIT's trace compiler, and nothing else: a compiled
+/// script loop would escape the instruction limit.
+#[test]
+fn only_gatelog_code_is_compiled_and_scripts_stay_under_the_limit() {
+    let code = "function f(tag, ts, r)
+        if r.mode == 'loop' then while true do end end
+        local n = 0 for i = 1, 300 do n = n + i end
+        if jit.status() then r.compiler_on = true end
+        if r.mode == 'extra' then r.added = n end
+        return 2, ts, r
+    end";
+    let mut f = inline(code, &[("instruction_limit", "1000000")]);
+    // Every trace started is recorded with the chunk it starts in.
+    f.lua
+        .load(r#"STARTED = {} jit.attach(function(what, tr, func) if what == "start" then STARTED[#STARTED + 1] = require("jit.util").funcinfo(func).source end end, "trace")"#)
+        .exec()
+        .unwrap();
+    let shapes: [&[&str]; 3] = [&["mode", "a"], &["mode", "a", "b"], &["b", "mode"]];
+    for i in 0..900 {
+        let keys = shapes[(i / 100) % 3];
+        let mode = if i % 7 == 0 { "extra" } else { "plain" };
+        let pairs: Vec<(&str, Value)> = keys
+            .iter()
+            .map(|&k| (k, if k == "mode" { s(mode) } else { Value::from(i.to_string().as_str()) }))
+            .collect();
+        let (out, c) = apply(&mut f, rec(&pairs));
+        assert_eq!(c.errors.get(), 0, "record {i}");
+        assert!(out[0].fields.get_first("compiler_on").is_none(), "script code ran with the compiler on (record {i})");
+        assert_eq!(out[0].fields.get_first("added").is_some(), mode == "extra", "record {i}");
+    }
+    assert!(f.crossing.shapes.checked > 500, "the compiled checker vouched for {}", f.crossing.shapes.checked);
+    let started: Vec<String> = f.lua.load("return STARTED").eval().unwrap();
+    assert!(!started.is_empty(), "nothing compiled");
+    assert!(started.iter().all(|s| s == "=gatelog shape"), "{started:?}");
+    // An endless script loop is still interpreted, so the limit stops it (a
+    // compiled one would never return: the test would hang, not fail).
+    let original = rec(&[("mode", s("loop")), ("a", s("1"))]);
+    let (out, c) = apply(&mut f, original.clone());
+    assert_eq!((out, c.errors.get()), (vec![original], 1));
+}
+
 #[test]
 fn os_exit_does_not_stop_the_process() {
     let mut f = inline("function f(tag, ts, r) os.exit(1) end", &[]);
