@@ -329,15 +329,14 @@ impl Crossing {
         let mut table = base + 3;
         let int_keys = vm.conv.int_keys();
         let fast = !vm.limits.instructions_tripped() && st.raw_equal(table, T_KEEP) && !st.has_metatable(table);
-        if fast && self.shapes.warm_check(i) {
-            let results = self.shapes.get(i).map_or(0, |sh| 2 + sh.extras.len() as i32);
-            st.set_top(base);
-            warm_up(st, CHECKER, results);
-        }
+        let cold = fast && self.shapes.warm_check(i);
         if let Some(sh) = self.shapes.get(i).filter(|_| fast) {
             // The script's results go; the checker's call is what is left.
             st.set_top(base);
             table = T_KEEP;
+            if cold {
+                warm_up(st, CHECKER, 2 + sh.extras.len() as i32);
+            }
             let checked = check(st, sh, fields, int_keys, self.flb_null, &mut self.plan);
             if let Some(walked) = checked {
                 self.shapes.hit(i);
@@ -399,7 +398,7 @@ const WARM_RUNS: usize = 150;
 /// side effects beyond garbage.
 fn warm_up(st: &mut Stack, first: i32, nresults: i32) {
     let len = st.top() - first + 1;
-    if !st.reserve((len + nresults.max(0) + 2) as usize) {
+    if !st.reserve((len + nresults + 2) as usize) {
         return;
     }
     st.compiler(true);

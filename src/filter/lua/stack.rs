@@ -95,8 +95,9 @@ impl Entry {
             ffi::lua_pushlightuserdata(l, ptr);
             let status = ffi::lua_pcall(l, 2, 0, 0);
             if status != 0 {
-                // An error may have unwound out of `Stack::call_compiled`
-                // with the compiler on: no script code may run with it on.
+                // An error may have unwound out of a warm-up with the
+                // compiler on (`Stack::compiler`): no script code may run
+                // with it on.
                 set_compiler(l, false);
             }
             let result = if status == 0 {

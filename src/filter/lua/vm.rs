@@ -12,9 +12,9 @@
 //! compiled endless loop; per-record filter functions are short, so the
 //! interpreter costs little (see `examples/lua_bench.rs`). Only gatelog's
 //! own generated code is compiled, while no script code runs (see
-//! `shapes.rs`). `os.exit` raises
-//! an error instead of ending the process (a Lua function, so the error is a
-//! plain string like every other script error). `flb_null` is defined as in
+//! `shapes.rs`). `os.exit` raises an error instead of ending the process (a
+//! Lua function, so the error is a plain string like every other script
+//! error). `flb_null` is defined as in
 //! Fluent Bit ≥ 2.1.10 (a NULL light userdata). `os.date` remembers its
 //! last answer for the second it was asked about ([`DATE_MEMO`]).
 
