@@ -40,6 +40,7 @@ mod convert;
 mod crossing;
 mod keys;
 mod limits;
+mod native;
 mod options;
 mod push;
 mod reuse;
@@ -62,6 +63,7 @@ pub use options::{DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT};
 use convert::{Converter, Shape};
 use crossing::{Crossing, Input, Step, Vm};
 use limits::Limits;
+use native::{Direct, Native};
 use options::Settings;
 
 /// One `[FILTER] Name lua` instance with its own VM.
@@ -70,6 +72,8 @@ pub struct LuaFilter {
     limits: Limits,
     conv: Converter,
     crossing: Crossing,
+    /// The function run without the VM, when it is straight-line code.
+    native: Option<Native>,
     protected_mode: bool,
     instance: String,
     /// `script` path or `<instance>.code`, for log lines.
@@ -115,6 +119,14 @@ impl LuaFilter {
         let lua = vm::new_vm().map_err(vm_error)?;
         let limits = Limits::install(&lua, settings.instruction_limit, settings.memory_limit).map_err(vm_error)?;
         let func = vm::load(&lua, &settings, instance, &limits).map_err(|e| vec![e])?;
+        let native = Native::new(
+            &lua,
+            &func,
+            settings.time_as_table,
+            settings.instruction_limit,
+            settings.memory_limit,
+            settings.enable_flb_null,
+        );
         let crossing = Crossing::new(&lua, func, settings.enable_flb_null, settings.time_as_table).map_err(vm_error)?;
         let script = match &settings.source {
             options::Source::File(p) => p.display().to_string(),
@@ -125,6 +137,7 @@ impl LuaFilter {
             lua,
             limits,
             crossing,
+            native,
             protected_mode: settings.protected_mode,
             instance: instance.to_owned(),
             script,
@@ -140,6 +153,20 @@ impl LuaFilter {
         vm::forget_dates_if_locale_changed(&self.lua, &mut self.locale_changes);
         let Record { tag, time, fields } = rec;
         let mut fields = fields.into_pairs();
+        if let Some(direct) = self.direct(&tag, time, &fields) {
+            match direct {
+                Direct::Drop => counters.drop_records.inc(),
+                Direct::Keep => out.push(Record::new(tag, time, Map::from_pairs(fields))),
+                Direct::Replace(new_time) => {
+                    reuse::materialize(&mut self.crossing.plan, &mut fields);
+                    out.push(Record::new(tag, new_time, Map::from_pairs(fields)));
+                }
+            }
+            return;
+        }
+        if let Some(native) = self.native.as_mut() {
+            native.vm_ran();
+        }
         match self.run(&tag, time, &mut fields) {
             Ok(Outcome::Keep) => out.push(Record::new(tag, time, Map::from_pairs(fields))),
             Ok(Outcome::Drop) => counters.drop_records.inc(),
@@ -157,6 +184,16 @@ impl LuaFilter {
                 out.push(Record::new(tag, time, Map::from_pairs(fields)));
             }
         }
+    }
+
+    /// The record run without the VM ([`native`]), if the function and
+    /// the record allow it.
+    fn direct(&mut self, tag: &Arc<str>, time: Timestamp, fields: &[(Text, Value)]) -> Option<Direct> {
+        let native = self.native.as_mut()?;
+        let shapes = &mut self.crossing.shapes;
+        let sh = shapes.find(fields).and_then(|i| shapes.get(i))?;
+        let locale = vm::locale_changes();
+        native.run(&self.lua, tag, time, fields, sh, self.conv.int_keys(), locale, &mut self.crossing.plan)
     }
 
     fn report(&self, message: &str) {

@@ -758,6 +758,8 @@ fn shaped_and_general_crossings_agree() {
 #[test]
 fn sidecar_shape_takes_the_checker_after_two_records() {
     let mut f = script("lua/create-log-file-path.lua", "create_log_file_path");
+    // The checker's way (the direct run would take records 3 to 5).
+    f.native = None;
     let mut outs = Vec::new();
     for _ in 0..5 {
         let (out, c) = apply(&mut f, sidecar_record());
@@ -829,4 +831,90 @@ fn retired_and_refused_shapes_are_not_compiled_again() {
         assert_eq!(out[0].fields.len(), 61);
     }
     assert_eq!(f.crossing.shapes.compiles(), 0);
+}
+
+/// Scripts for the direct-run differential test: whole chunks calling `f`.
+/// Most are straight-line (run by `native.rs`), with records and returns
+/// that make it give up; the last ones keep it off for the whole VM.
+const DIRECT_SCRIPTS: &[(&str, bool)] = &[
+    (
+        "function f(tag, ts, r) new_record = r new_record['log_file_path'] = os.date('%Y-%m%d', ts) .. '/x.log' return 1, ts, new_record end",
+        true,
+    ),
+    ("function f(tag, ts, r) r.t = tag r.d = os.date('%H:%M:%S', ts) return 2, ts, r end", true),
+    ("function f(tag, ts, r) r.a = r.b r.b = nil return 1, ts, r end", true),
+    ("function f(tag, ts, r) local x = r.a r.copy = x r.n = 7 r.f = 2.5 r.yes = true return 1, 1700000000.25, r end", true),
+    ("function f(tag, ts, r) r.a = 'changed' return 0, ts, r end", true),
+    ("function f(tag, ts, r) return -1, ts, r end", true),
+    ("prefix = 'p-' function f(tag, ts, r) r.s = prefix .. r.a return 1, ts, r end", true),
+    ("function f(tag, ts, r) r.z = 1 return 1, '1700000001.5', r end", true),
+    ("function f(tag, ts, r) r.z = 1 return '1', ts, r end", true),
+    ("function f(tag, ts, r) r.z = 1 return 3, ts, r end", false),
+    ("function f(tag, ts, r) r.d = os.date('%Y', ts, 1) return 1, ts, r end", false),
+    ("function f(tag, ts, r) r.d = os.date('*t', ts) return 1, ts, r end", false),
+    ("function f(tag, ts, r) r.x = r.nested return 1, ts, r end", true),
+    ("function f(tag, ts, r) g = r.a r.g = g return 1, ts, r end", true),
+    ("function f(tag, ts, r) r.a = nil r.b = nil r.c = nil return 1, ts, r end", true),
+    ("function f(tag, ts, r) r.e = '\\255x' r.k = tag .. '/' .. os.date('%Y', ts) return 1, ts, r end", true),
+    ("function f(tag, ts, r) r.n = r.n r.f = r.f return 1, ts, r end", true),
+    // No record returned, a table for the time: the VM reports or reads those.
+    ("function f(tag, ts, r) r.t = ts return 1, ts end", false),
+    ("function f(tag, ts, r) r.t = ts return 1, r, r end", false),
+    ("function f(tag, ts, r) return end", true),
+    // A finalizer could see the globals the direct run does not write.
+    (
+        "local p = newproxy(true) function f(tag, ts, r) new_record = r new_record.x = os.date('%Y', ts) return 1, ts, new_record end",
+        false,
+    ),
+    // Not gatelog's `os.date`, not a plain global.
+    ("os.date = function() return 'fake' end function f(tag, ts, r) r.d = os.date('%Y', ts) return 1, ts, r end", false),
+    ("function f(tag, ts, r) r.p = print return 1, ts, r end", false),
+    ("setmetatable(_G, {}) function f(tag, ts, r) r.z = 1 return 1, ts, r end", false),
+];
+
+#[test]
+fn direct_runs_and_the_vm_agree() {
+    for (n, &(code, direct)) in DIRECT_SCRIPTS.iter().enumerate() {
+        for extra in [&[][..], &[("enable_flb_null", "on"), ("type_int_key", "n z")][..]] {
+            let mut fast = inline(code, extra);
+            let mut vm = inline(code, extra);
+            vm.native = None;
+            let mut next = crate::testing::xorshift(0x51f1_5eed + n as u64);
+            let mut shape = 0;
+            for i in 0..300u32 {
+                if next() % 8 == 0 {
+                    shape = next() % 4;
+                }
+                let mut r = shape_record(&mut next, shape);
+                // Records 0.3 s apart: `os.date` answers change every few.
+                r.time = Timestamp::from_f64(TS.as_f64() + f64::from(i) * 0.3);
+                let (a, ca) = apply(&mut fast, r.clone());
+                let (b, cb) = apply(&mut vm, r.clone());
+                let counts = |c: &FilterCounters| (c.errors.get(), c.drop_records.get(), c.add_records.get());
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "script {code:?} {extra:?}, record {i}: {r:?}");
+                assert_eq!(counts(&ca), counts(&cb), "script {code:?}, record {i}");
+            }
+            let runs = fast.native.as_ref().map_or(0, |d| d.runs);
+            if direct {
+                assert!(runs > 50, "{code:?} {extra:?}: {runs} records run directly");
+            } else {
+                assert_eq!(runs, 0, "{code:?} {extra:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_sidecar_script_runs_directly_after_its_shape_is_known() {
+    let mut fast = script("lua/create-log-file-path.lua", "create_log_file_path");
+    let mut vm = script("lua/create-log-file-path.lua", "create_log_file_path");
+    vm.native = None;
+    for i in 0..50 {
+        let mut r = sidecar_record();
+        r.time = Timestamp::from_f64(TS.as_f64() + f64::from(i) * 7200.0);
+        assert_eq!(apply(&mut fast, r.clone()).0, apply(&mut vm, r).0, "record {i}");
+    }
+    // Records 1 and 2 cross into the VM, which compiles their shape.
+    assert_eq!(fast.native.as_ref().map(|d| d.runs), Some(48));
+    assert_eq!(fast.crossing.shapes.checked, 0);
 }

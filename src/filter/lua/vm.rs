@@ -73,13 +73,75 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
     })?;
     let forget: Function = lua.load(DATE_MEMO).set_name("=gatelog").call(changed)?;
     lua.set_named_registry_value(DATE_FORGET_KEY, forget)?;
+    // Before any script runs: what `super::native` reads bytecode with,
+    // and its guard (which wraps `newproxy`).
+    let util: Table = lua.load(r#"return require("jit.util")"#).set_name("=gatelog").eval()?;
+    lua.set_named_registry_value(JIT_UTIL_KEY, util)?;
+    let guard: Function = lua.load(DIRECT_GUARD).set_name("=gatelog").eval()?;
+    lua.set_named_registry_value(DIRECT_GUARD_KEY, guard)?;
     Ok(lua)
 }
+
+/// Registry name of LuaJIT's `jit.util` (bytecode of a function).
+pub(crate) const JIT_UTIL_KEY: &str = "gatelog.jit_util";
+/// Registry name of [`DIRECT_GUARD`]'s function.
+pub(crate) const DIRECT_GUARD_KEY: &str = "gatelog.direct_guard";
+
+/// What `super::native` must know of the VM before it runs a script's
+/// function without it: `guard(f, name…)` returns `false` when code other
+/// than `f`'s own calls could ever run in the VM (a `__gc` finalizer:
+/// `newproxy` was called, or the io library's file handles got another
+/// `__gc`), when `f`'s environment has a metatable, or when a named global
+/// is not a string, number, boolean or nil (`{v}`) or a table (`true`
+/// when its `date` is `os.date` as gatelog installed it, else `false`).
+/// Otherwise `true` and those answers in order, plus `os.date`. Built
+/// before any script runs, so it holds the builtins as they were; the
+/// `newproxy` wrapper passes its arguments and its result through (its
+/// errors name `newproxy` as before: not a tail call).
+const DIRECT_GUARD: &str = r##"
+local getfenv, getmetatable, rawget, rawequal, type, select = getfenv, getmetatable, rawget, rawequal, type, select
+local date = os.date
+local file_mt = getmetatable(io.stdout)
+local file_gc = file_mt and rawget(file_mt, "__gc")
+local finalizers = false
+local newproxy = newproxy
+_G.newproxy = function(...)
+    finalizers = true
+    return (newproxy(...))
+end
+return function(f, ...)
+    if finalizers or (file_mt and not rawequal(rawget(file_mt, "__gc"), file_gc)) then
+        return false
+    end
+    local env = getfenv(f)
+    if getmetatable(env) ~= nil then
+        return false
+    end
+    local out = {}
+    for i = 1, select("#", ...) do
+        local v = rawget(env, (select(i, ...)))
+        local t = type(v)
+        if t == "table" then
+            out[i] = rawequal(rawget(v, "date"), date)
+        elseif t == "string" or t == "number" or t == "boolean" or t == "nil" then
+            out[i] = { v }
+        else
+            return false
+        end
+    end
+    return true, out, date
+end
+"##;
 
 /// Calls of `os.setlocale` in any VM. The locale belongs to the process, so
 /// every VM's remembered date is stale after one: the filter compares this
 /// with what it saw before each record ([`forget_dates_if_locale_changed`]).
 static LOCALE_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// Calls of `os.setlocale` so far, in any VM.
+pub(crate) fn locale_changes() -> u64 {
+    LOCALE_CHANGES.load(Ordering::Relaxed)
+}
 
 /// Registry name of the function that forgets the remembered date.
 const DATE_FORGET_KEY: &str = "gatelog.date_forget";

@@ -1,0 +1,839 @@
+//! Straight-line scripts run by gatelog itself, without entering the VM.
+//!
+//! Many `lua` filters are a few lines without a branch: set a field from
+//! `os.date` and a constant, copy one, return `1, timestamp, record`. For
+//! such a function every record still costs a Lua table of all its fields,
+//! one string per changed value, the call, the way back and the garbage:
+//! ~15,000 instructions a record in the sidecar pipeline, for a script
+//! whose own work is ~15 bytecodes. When the script's `call` function is in
+//! the subset below, gatelog reads its bytecode once (LuaJIT's `jit.util`)
+//! and runs it on the record's fields directly; anything it cannot do
+//! exactly as LuaJIT would sends that record through the VM as before
+//! (nothing of the direct run is kept), so the subset only decides the
+//! cost, never the result.
+//!
+//! The subset: no branch, loop, upvalue, vararg or closure; locals
+//! (`MOV`), string, number and `nil`/`true`/`false` constants; reading a
+//! global (a string, number, boolean or nil, or a table for its `date`);
+//! writing a global; reading and setting the record's fields with constant
+//! keys; `..` of strings; calling `os.date(format, time)` with two
+//! arguments; `return`. At run time a value outside what the direct run
+//! models (a field holding a null or a nested table, a number in `..`,
+//! `os.date` with other arguments, an unusual return code or result)
+//! gives up on that record.
+//!
+//! Why the result is the VM's:
+//! - Fields: the record is read as the VM's table would hold it (a
+//!   duplicated key's last value), and the result is built by the rules of
+//!   the shaped way back (`fill` in `crossing.rs`): unchanged values as Lua
+//!   gives them back, changed ones converted, added keys sorted. A record
+//!   qualifies only once its shape is compiled (`super::shapes`), which
+//!   also says where its duplicates are.
+//! - `os.date`: its answer comes from gatelog's `os.date` itself (a call
+//!   into the VM when the second or the format changes, remembered like
+//!   the VM's memo does, and forgotten on `os.setlocale`).
+//! - Globals read are checked before the first direct run and again after
+//!   every record the VM ran (only script code changes them): the function's
+//!   environment without a metatable, each global read of a kind the run
+//!   models, and a `date` read from a table must be gatelog's `os.date`.
+//! - Globals written are not written: the script's `new_record = record`
+//!   would need the record's table. Nothing can see the difference: the
+//!   function reads such a global only after writing it (checked in the
+//!   bytecode), and no other Lua code can run in the VM between two calls
+//!   unless a `__gc` finalizer exists, so the guard refuses a VM where
+//!   `newproxy` was ever called or the file handles' `__gc` was replaced
+//!   (the only ways a script can make one here: no `debug`, no `ffi`).
+//! - Limits: the direct run executes at most a few dozen bytecodes' worth
+//!   and allocates nothing in the VM, so it is used only when the
+//!   instruction limit is off or at least [`MIN_INSTRUCTION_LIMIT`] and
+//!   the memory limit off or at least [`MIN_MEMORY_LIMIT`], where the VM's
+//!   run could not trip them either.
+//! - Opcodes: LuaJIT 2.1's numbering, checked against the VM at load by
+//!   compiling one example of each; on any difference the direct run is off.
+//!
+//! A differential test runs scripts in and out of the subset over the same
+//! records both ways.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use mlua::{Function, Lua, Table};
+
+use super::reuse::{lua_number, Plan};
+use super::shapes::Shape;
+use super::vm::{DIRECT_GUARD_KEY, JIT_UTIL_KEY};
+use crate::record::{lossy_text, Text, Timestamp, Value};
+
+/// Below this instruction limit the VM's run of a straight-line script
+/// could trip it where the direct run does not.
+pub(crate) const MIN_INSTRUCTION_LIMIT: u64 = 10_000;
+/// Below this memory limit a record's table could trip it.
+pub(crate) const MIN_MEMORY_LIMIT: u64 = 8 << 20;
+/// Bytecodes of the longest function run directly.
+const MAX_OPS: usize = 256;
+/// Records the VM runs before a refused guard is asked again.
+const RETRY_AFTER: u32 = 4096;
+
+/// LuaJIT 2.1's opcodes (`lj_bc.h`) the subset uses; checked at load.
+mod bc {
+    pub const MOV: u8 = 18;
+    pub const CAT: u8 = 38;
+    pub const KSTR: u8 = 39;
+    pub const KSHORT: u8 = 41;
+    pub const KNUM: u8 = 42;
+    pub const KPRI: u8 = 43;
+    pub const GGET: u8 = 54;
+    pub const GSET: u8 = 55;
+    pub const TGETS: u8 = 57;
+    pub const TSETS: u8 = 61;
+    pub const CALL: u8 = 66;
+    pub const RET: u8 = 74;
+    pub const RET0: u8 = 75;
+    pub const RET1: u8 = 76;
+    pub const FUNCF: u8 = 89;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Mov {
+        dst: u8,
+        src: u8,
+    },
+    Str {
+        dst: u8,
+        k: u16,
+    },
+    Num {
+        dst: u8,
+        n: f64,
+    },
+    Pri {
+        dst: u8,
+        p: u8,
+    },
+    /// Global `g` (an index into `Program::globals`).
+    GetGlobal {
+        dst: u8,
+        g: u16,
+    },
+    SetGlobal {
+        src: u8,
+        g: u16,
+    },
+    Field {
+        dst: u8,
+        table: u8,
+        k: u16,
+    },
+    SetField {
+        src: u8,
+        table: u8,
+        k: u16,
+    },
+    Call {
+        base: u8,
+        nargs: u8,
+        nresults: u8,
+    },
+    Cat {
+        dst: u8,
+        from: u8,
+        to: u8,
+    },
+    Ret {
+        from: u8,
+        n: u8,
+    },
+}
+
+/// A function in the subset.
+#[derive(Debug)]
+struct Program {
+    ops: Vec<Op>,
+    /// String constants (`Op::Str`, field keys).
+    strs: Vec<Box<[u8]>>,
+    /// Globals read or written, by name; `written[g]`: the function writes it.
+    globals: Vec<Box<str>>,
+    written: Vec<bool>,
+    params: u8,
+    frame: usize,
+    /// LuaJIT's two-slot call frames (GC64): arguments start at `base + 2`.
+    fr2: bool,
+}
+
+/// A value in the direct run.
+#[derive(Clone, Debug)]
+enum V<'a> {
+    Nil,
+    Bool(bool),
+    Num(f64),
+    Str(Cow<'a, [u8]>),
+    /// The record's table.
+    Record,
+    /// A global table; `true` when its `date` is gatelog's `os.date`.
+    Table(bool),
+    /// gatelog's `os.date`.
+    Date,
+}
+
+/// What the direct run decided.
+pub(crate) enum Direct {
+    Drop,
+    Keep,
+    /// Code 1/2: the fields are in the plan.
+    Replace(Timestamp),
+}
+
+/// A global read, as the guard last found it.
+enum Global {
+    Value(V<'static>),
+    /// Written by the function before it reads it: never looked up.
+    Written,
+}
+
+/// `os.date`'s last answer (the VM's memo, mirrored).
+#[derive(Default)]
+struct LastDate {
+    format: Vec<u8>,
+    lo: f64,
+    hi: f64,
+    text: Vec<u8>,
+    locale: u64,
+}
+
+/// The direct runner of one filter.
+pub(crate) struct Native {
+    program: Program,
+    func: Function,
+    guard: Function,
+    date: Option<Function>,
+    globals: Vec<Global>,
+    /// The guard's answer holds until the VM runs script code again.
+    checked: bool,
+    /// Records the VM ran since the guard refused (then asked again at
+    /// [`RETRY_AFTER`]).
+    refused: Option<u32>,
+    last_date: LastDate,
+    flb_null: bool,
+    /// A run's buffers, kept empty between records.
+    scratch: Scratch,
+    /// Records run directly.
+    pub(crate) runs: u64,
+}
+
+type Scratch = (Vec<V<'static>>, Vec<(u16, V<'static>)>, Vec<(u16, V<'static>)>);
+
+/// An emptied buffer for values of another lifetime, keeping its
+/// allocation (an in-place collect: same layout, no element left).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+impl Native {
+    /// The direct runner for `func`, if it is in the subset and the
+    /// filter's settings allow it.
+    pub(crate) fn new(
+        lua: &Lua,
+        func: &Function,
+        time_as_table: bool,
+        instruction_limit: u64,
+        memory_limit: u64,
+        flb_null: bool,
+    ) -> Option<Native> {
+        let limits_allow = (instruction_limit == 0 || instruction_limit >= MIN_INSTRUCTION_LIMIT)
+            && (memory_limit == 0 || memory_limit >= MIN_MEMORY_LIMIT);
+        if time_as_table || !limits_allow {
+            return None;
+        }
+        let util: Table = lua.named_registry_value(JIT_UTIL_KEY).ok()?;
+        let fr2 = opcodes_match(lua, &util)?;
+        let program = read(&util, func, fr2)?;
+        let globals = program.written.iter().map(|_| Global::Value(V::Nil)).collect();
+        Some(Native {
+            program,
+            func: func.clone(),
+            guard: lua.named_registry_value(DIRECT_GUARD_KEY).ok()?,
+            date: None,
+            globals,
+            checked: false,
+            refused: None,
+            last_date: LastDate::default(),
+            flb_null,
+            scratch: Default::default(),
+            runs: 0,
+        })
+    }
+
+    /// The VM ran script code: the globals must be checked again.
+    pub(crate) fn vm_ran(&mut self) {
+        self.checked = false;
+        if let Some(n) = self.refused.as_mut() {
+            *n += 1;
+        }
+    }
+
+    /// Run the function on a record of shape `sh` (`fields`); `None`: the
+    /// VM must run it. `locale`: `os.setlocale` calls so far.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run(
+        &mut self,
+        lua: &Lua,
+        tag: &Arc<str>,
+        time: Timestamp,
+        fields: &[(Text, Value)],
+        sh: &Shape,
+        int_keys: &[String],
+        locale: u64,
+        plan: &mut Plan,
+    ) -> Option<Direct> {
+        if !self.checked && !self.check(lua) {
+            return None;
+        }
+        let (slots, sets, written) = std::mem::take(&mut self.scratch);
+        let mut run = Run {
+            lua,
+            p: &self.program,
+            globals: &self.globals,
+            date: self.date.as_ref()?,
+            last_date: &mut self.last_date,
+            locale,
+            fields,
+            sh,
+            slots: recycle(slots),
+            sets: recycle(sets),
+            written: recycle(written),
+        };
+        let done = run.exec(tag, time).and_then(|(code, out_time, result)| match code {
+            -1 => Some(Direct::Drop),
+            0 => Some(Direct::Keep),
+            1 | 2 if matches!(result, V::Record) => {
+                let time = if code == 1 { time_out(&out_time)?.unwrap_or(time) } else { time };
+                fill(&run.sets, &self.program.strs, fields, sh, int_keys, self.flb_null, plan)?;
+                Some(Direct::Replace(time))
+            }
+            _ => None,
+        });
+        self.scratch = (recycle(run.slots), recycle(run.sets), recycle(run.written));
+        self.runs += u64::from(done.is_some());
+        done
+    }
+
+    /// Ask the guard about the VM and resolve the globals read.
+    fn check(&mut self, lua: &Lua) -> bool {
+        if let Some(n) = self.refused {
+            if n < RETRY_AFTER {
+                return false;
+            }
+        }
+        let ok = self.ask_guard(lua).unwrap_or(false);
+        self.checked = ok;
+        self.refused = if ok { None } else { Some(0) };
+        ok
+    }
+
+    fn ask_guard(&mut self, lua: &Lua) -> mlua::Result<bool> {
+        let names: Vec<&str> =
+            self.program.globals.iter().zip(&self.program.written).filter(|(_, w)| !**w).map(|(n, _)| &**n).collect();
+        let mut args = vec![mlua::Value::Function(self.func.clone())];
+        for n in &names {
+            args.push(mlua::Value::String(lua.create_string(n)?));
+        }
+        let (ok, answers, date): (bool, Option<Table>, Option<Function>) =
+            self.guard.call(mlua::MultiValue::from_iter(args))?;
+        let (true, Some(answers), Some(date)) = (ok, answers, date) else {
+            return Ok(false);
+        };
+        let mut i = 0;
+        for (g, w) in self.globals.iter_mut().zip(&self.program.written) {
+            if *w {
+                *g = Global::Written;
+                continue;
+            }
+            i += 1;
+            *g = Global::Value(match answers.raw_get::<mlua::Value>(i)? {
+                mlua::Value::Boolean(has_date) => V::Table(has_date),
+                mlua::Value::Table(t) => match t.raw_get::<mlua::Value>(1)? {
+                    mlua::Value::Nil => V::Nil,
+                    mlua::Value::Boolean(b) => V::Bool(b),
+                    mlua::Value::Integer(n) => V::Num(n as f64),
+                    mlua::Value::Number(n) => V::Num(n),
+                    mlua::Value::String(s) => V::Str(Cow::Owned(s.as_bytes().to_vec())),
+                    _ => return Ok(false),
+                },
+                _ => return Ok(false),
+            });
+        }
+        self.date = Some(date);
+        Ok(true)
+    }
+}
+
+/// One direct run.
+struct Run<'a, 'r> {
+    lua: &'a Lua,
+    p: &'a Program,
+    globals: &'a [Global],
+    date: &'a Function,
+    last_date: &'a mut LastDate,
+    locale: u64,
+    fields: &'r [(Text, Value)],
+    sh: &'r Shape,
+    slots: Vec<V<'r>>,
+    /// Fields set, by key constant, in order.
+    sets: Vec<(u16, V<'r>)>,
+    /// Globals written (by index), with their values.
+    written: Vec<(u16, V<'r>)>,
+}
+
+impl<'a: 'r, 'r> Run<'a, 'r> {
+    /// The function's results: code, time and record (as the VM's
+    /// `lua_pcall(…, 3)` keeps them).
+    fn exec(&mut self, tag: &'r str, time: Timestamp) -> Option<(i64, V<'r>, V<'r>)> {
+        let p = self.p;
+        self.slots.resize(p.frame, V::Nil);
+        let args = [V::Str(Cow::Borrowed(tag.as_bytes())), V::Num(time.as_f64()), V::Record];
+        for (slot, v) in self.slots.iter_mut().zip(args).take(p.params as usize) {
+            *slot = v;
+        }
+        for op in &p.ops {
+            match *op {
+                Op::Mov { dst, src } => {
+                    let v = self.get(src)?.clone();
+                    self.set(dst, v)?;
+                }
+                Op::Str { dst, k } => {
+                    let s: &'a [u8] = p.strs.get(k as usize)?;
+                    self.set(dst, V::Str(Cow::Borrowed(s)))?;
+                }
+                Op::Num { dst, n } => self.set(dst, V::Num(n))?,
+                Op::Pri { dst, p } => {
+                    self.set(dst, [V::Nil, V::Bool(false), V::Bool(true)].get(p as usize)?.clone())?
+                }
+                Op::GetGlobal { dst, g } => {
+                    let v = match self.globals.get(g as usize)? {
+                        Global::Value(v) => v.clone(),
+                        Global::Written => self.written.iter().rev().find(|(w, _)| *w == g)?.1.clone(),
+                    };
+                    self.set(dst, v)?;
+                }
+                Op::SetGlobal { src, g } => {
+                    let v = self.get(src)?.clone();
+                    self.written.push((g, v));
+                }
+                Op::Field { dst, table, k } => {
+                    let v = match self.get(table)? {
+                        V::Record => self.field(k)?,
+                        V::Table(true) if **p.strs.get(k as usize)? == *b"date" => V::Date,
+                        _ => return None,
+                    };
+                    self.set(dst, v)?;
+                }
+                Op::SetField { src, table, k } => {
+                    if !matches!(self.get(table)?, V::Record) {
+                        return None;
+                    }
+                    let v = match self.get(src)? {
+                        v @ (V::Nil | V::Bool(_) | V::Num(_) | V::Str(_)) => v.clone(),
+                        _ => return None,
+                    };
+                    self.sets.retain(|(key, _)| *key != k);
+                    self.sets.push((k, v));
+                }
+                Op::Call { base, nargs, nresults } => {
+                    let first = base as usize + 1 + usize::from(p.fr2);
+                    let answer = match (self.get(base)?, nargs, self.slots.get(first), self.slots.get(first + 1)) {
+                        (V::Date, 2, Some(V::Str(f)), Some(V::Num(t))) => {
+                            let (f, t) = (f.clone(), *t);
+                            self.os_date(&f, t)?
+                        }
+                        _ => return None,
+                    };
+                    if nresults >= 1 {
+                        self.set(base, V::Str(Cow::Owned(answer)))?;
+                        for r in 1..nresults {
+                            self.set(base + r, V::Nil)?;
+                        }
+                    }
+                }
+                Op::Cat { dst, from, to } => {
+                    let mut s = Vec::new();
+                    for i in from..=to {
+                        match self.get(i)? {
+                            V::Str(b) => s.extend_from_slice(b),
+                            _ => return None,
+                        }
+                    }
+                    self.set(dst, V::Str(Cow::Owned(s)))?;
+                }
+                Op::Ret { from, n } => {
+                    let at = |i: u8| if i < n { self.get(from + i).cloned() } else { Some(V::Nil) };
+                    let code = return_code(&at(0)?);
+                    return Some((code, at(1)?, at(2)?));
+                }
+            }
+        }
+        None
+    }
+
+    fn get(&self, i: u8) -> Option<&V<'r>> {
+        self.slots.get(i as usize)
+    }
+
+    fn set(&mut self, i: u8, v: V<'r>) -> Option<()> {
+        *self.slots.get_mut(i as usize)? = v;
+        Some(())
+    }
+
+    /// The record's field `k` as the VM's table holds it.
+    fn field(&self, k: u16) -> Option<V<'r>> {
+        if let Some((_, v)) = self.sets.iter().rev().find(|(key, _)| *key == k) {
+            return Some(v.clone());
+        }
+        let key: &[u8] = self.p.strs.get(k as usize)?;
+        let Some(&(_, last)) = self
+            .sh
+            .distinct
+            .iter()
+            .find(|&&(first, _)| self.fields.get(first).is_some_and(|(name, _)| name.as_bytes() == key))
+        else {
+            return Some(V::Nil);
+        };
+        Some(match &self.fields.get(last)?.1 {
+            Value::Str(s) => V::Str(Cow::Borrowed(s.as_bytes())),
+            Value::Int(n) => V::Num(*n as f64),
+            Value::Float(f) => V::Num(*f),
+            Value::Bool(b) => V::Bool(*b),
+            // A null is `nil` or `flb_null`, a table is a table: the VM runs those.
+            Value::Null | Value::Array(_) | Value::Map(_) => return None,
+        })
+    }
+
+    /// `os.date(format, t)` as gatelog's memo answers it (see `vm.rs`).
+    fn os_date(&mut self, format: &[u8], t: f64) -> Option<Vec<u8>> {
+        if !(0.0..9007199254740992.0).contains(&t) {
+            return None;
+        }
+        let last = &mut *self.last_date;
+        if last.locale == self.locale && last.format == format && t >= last.lo && t < last.hi {
+            return Some(last.text.clone());
+        }
+        let f = self.lua.create_string(format).ok()?;
+        let mlua::Value::String(s) = self.date.call::<mlua::Value>((f, t)).ok()? else {
+            return None;
+        };
+        let text = s.as_bytes().to_vec();
+        let lo = t - t % 1.0;
+        *last = LastDate { format: format.to_vec(), lo, hi: lo + 1.0, text: text.clone(), locale: self.locale };
+        Some(text)
+    }
+}
+
+/// `lua_tointeger` of the code (see `return_code` in `crossing.rs`).
+fn return_code(v: &V<'_>) -> i64 {
+    match v {
+        V::Num(f) if f.is_finite() => *f as i64,
+        V::Str(b) => parse_number(b).map_or(0, |f| f as i64),
+        _ => 0,
+    }
+}
+
+fn parse_number(b: &[u8]) -> Option<f64> {
+    std::str::from_utf8(b).ok()?.trim().parse::<f64>().ok()
+}
+
+/// The returned time (see `timestamp_out` in `crossing.rs`): `Some(None)`
+/// keeps the record's; `None` gives up (a table).
+fn time_out(v: &V<'_>) -> Option<Option<Timestamp>> {
+    Some(match v {
+        V::Num(f) => Some(Timestamp::from_f64(*f)),
+        V::Str(b) => parse_number(b).map(Timestamp::from_f64),
+        V::Record | V::Table(_) => return None,
+        _ => None,
+    })
+}
+
+/// The record value of a field set to `v` under `key`, as the way back
+/// reads it (`reuse::scalar`); `None`: the field goes.
+fn record_value(v: &V<'_>, key: &str, int_keys: &[String]) -> Option<Value> {
+    match v {
+        V::Str(b) => Some(Value::Str(lossy_text(b))),
+        V::Num(f) => Some(lua_number(*f, key, int_keys)),
+        V::Bool(b) => Some(Value::Bool(*b)),
+        _ => None,
+    }
+}
+
+/// The plan for the record the VM would give back (`fill` in
+/// `crossing.rs`, with the set fields as the changed ones). `None` when
+/// the result is empty (the VM reports that).
+fn fill(
+    sets: &[(u16, V<'_>)],
+    strs: &[Box<[u8]>],
+    fields: &[(Text, Value)],
+    sh: &Shape,
+    int_keys: &[String],
+    flb_null: bool,
+    plan: &mut Plan,
+) -> Option<()> {
+    plan.start_edits();
+    for &i in &sh.later {
+        plan.edit_drop(i);
+    }
+    // Where each set field is among the distinct keys (`None`: added).
+    let mut at = [None; 8];
+    let at = at.get_mut(..sets.len())?;
+    for (slot, (k, _)) in at.iter_mut().zip(sets) {
+        let key: &[u8] = strs.get(*k as usize)?;
+        *slot = sh.distinct.iter().position(|&(first, _)| fields.get(first).is_some_and(|(n, _)| n.as_bytes() == key));
+    }
+    let mut kept = 0;
+    for (bit, &(first, last)) in sh.distinct.iter().enumerate() {
+        let ((key, _), (_, v)) = (fields.get(first)?, fields.get(last)?);
+        if first != last {
+            plan.edit_move(first, last);
+        }
+        let set = at.iter().position(|&p| p == Some(bit)).and_then(|j| sets.get(j));
+        let edit = match (set, v) {
+            (Some((_, sv)), _) => match record_value(sv, key, int_keys) {
+                Some(n) => Some(n),
+                None => {
+                    plan.edit_drop(first);
+                    continue;
+                }
+            },
+            (None, Value::Str(_) | Value::Bool(_)) => None,
+            (None, Value::Null) if flb_null => None,
+            (None, Value::Null) => {
+                plan.edit_drop(first);
+                continue;
+            }
+            // What Lua gives back equals the original: no edit.
+            (None, Value::Int(n)) if int_keys.is_empty() && n.unsigned_abs() <= 1 << 53 => None,
+            (None, Value::Float(f)) if int_keys.is_empty() && f.fract() != 0.0 => None,
+            (None, Value::Int(n)) => Some(lua_number(*n as f64, key, int_keys)),
+            (None, Value::Float(f)) => Some(lua_number(*f, key, int_keys)),
+            (None, Value::Array(_) | Value::Map(_)) => return None,
+        };
+        kept += 1;
+        if let Some(n) = edit {
+            if n != *v {
+                plan.edit_set(first, n);
+            }
+        }
+    }
+    for ((k, v), pos) in sets.iter().zip(at.iter()) {
+        if pos.is_some() {
+            continue;
+        }
+        let key = strs.get(*k as usize)?;
+        let name = std::str::from_utf8(key).ok()?;
+        if let Some(value) = record_value(v, name, int_keys) {
+            plan.add(Text::from(name), value);
+        }
+    }
+    (kept > 0 || plan.has_added()).then_some(())
+}
+
+/// Read `func`'s bytecode into a program, if it is in the subset.
+fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
+    let info: Table = util.get::<Function>("funcinfo").ok()?.call(func.clone()).ok()?;
+    let count: usize = info.get("bytecodes").ok()?;
+    let params: u8 = info.get("params").ok()?;
+    let vararg: bool = info.get("isvararg").ok()?;
+    let frame: usize = info.get("stackslots").ok()?;
+    if vararg || !(2..=MAX_OPS + 1).contains(&count) || frame > 250 {
+        return None;
+    }
+    let funcbc: Function = util.get("funcbc").ok()?;
+    let funck: Function = util.get("funck").ok()?;
+    let ins = |pc: usize| -> Option<u32> {
+        let (i, _): (Option<i64>, mlua::Value) = funcbc.call((func.clone(), pc)).ok()?;
+        // An instruction comes as a signed 32-bit number.
+        Some(i? as u32)
+    };
+    let gc_string = |d: u32| -> Option<Vec<u8>> {
+        match funck.call::<mlua::Value>((func.clone(), -(i64::from(d)) - 1)).ok()? {
+            mlua::Value::String(s) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        }
+    };
+    let number = |d: u32| -> Option<f64> {
+        match funck.call::<mlua::Value>((func.clone(), i64::from(d))).ok()? {
+            mlua::Value::Number(n) => Some(n),
+            mlua::Value::Integer(n) => Some(n as f64),
+            _ => None,
+        }
+    };
+    if op_of(ins(0)?) != bc::FUNCF {
+        return None;
+    }
+    let mut p = Program {
+        ops: Vec::new(),
+        strs: Vec::new(),
+        globals: Vec::new(),
+        written: Vec::new(),
+        params,
+        frame: frame + 2,
+        fr2,
+    };
+    let str_index = |p: &mut Program, s: Vec<u8>| -> Option<u16> {
+        if let Some(i) = p.strs.iter().position(|k| **k == *s) {
+            return u16::try_from(i).ok();
+        }
+        p.strs.push(s.into_boxed_slice());
+        u16::try_from(p.strs.len() - 1).ok()
+    };
+    let global_index = |p: &mut Program, s: Vec<u8>| -> Option<u16> {
+        let name = String::from_utf8(s).ok()?;
+        if let Some(i) = p.globals.iter().position(|g| **g == *name) {
+            return u16::try_from(i).ok();
+        }
+        p.globals.push(name.into_boxed_str());
+        p.written.push(false);
+        u16::try_from(p.globals.len() - 1).ok()
+    };
+    // Globals written so far, to refuse a read of one before its write.
+    let mut written_yet: Vec<u16> = Vec::new();
+    let mut ended = false;
+    for pc in 1..count {
+        let i = ins(pc)?;
+        let (op, a, b, c, d) = (op_of(i), ((i >> 8) & 0xff) as u8, (i >> 24) as u8, ((i >> 16) & 0xff) as u8, i >> 16);
+        let next = match op {
+            bc::MOV => Op::Mov { dst: a, src: d as u8 },
+            bc::KSTR => Op::Str { dst: a, k: str_index(&mut p, gc_string(d)?)? },
+            bc::KSHORT => Op::Num { dst: a, n: f64::from(d as u16 as i16) },
+            bc::KNUM => Op::Num { dst: a, n: number(d)? },
+            bc::KPRI if d <= 2 => Op::Pri { dst: a, p: d as u8 },
+            bc::GGET => {
+                let g = global_index(&mut p, gc_string(d)?)?;
+                Op::GetGlobal { dst: a, g }
+            }
+            bc::GSET => {
+                let g = global_index(&mut p, gc_string(d)?)?;
+                written_yet.push(g);
+                Op::SetGlobal { src: a, g }
+            }
+            bc::TGETS => Op::Field { dst: a, table: b, k: str_index(&mut p, gc_string(u32::from(c))?)? },
+            bc::TSETS => Op::SetField { src: a, table: b, k: str_index(&mut p, gc_string(u32::from(c))?)? },
+            bc::CALL if b >= 1 && c >= 1 => Op::Call { base: a, nargs: c - 1, nresults: b - 1 },
+            bc::CAT => Op::Cat { dst: a, from: b, to: c },
+            bc::RET if d >= 1 => Op::Ret { from: a, n: (d - 1) as u8 },
+            bc::RET0 => Op::Ret { from: a, n: 0 },
+            bc::RET1 => Op::Ret { from: a, n: 1 },
+            _ => return None,
+        };
+        ended = matches!(next, Op::Ret { .. });
+        p.ops.push(next);
+        if ended {
+            break;
+        }
+    }
+    if !ended {
+        return None;
+    }
+    // A global the function writes must not be read before its write: that
+    // read would see the value an earlier record's direct run never wrote.
+    let mut seen: Vec<u16> = Vec::new();
+    for op in &p.ops {
+        match *op {
+            Op::SetGlobal { g, .. } => seen.push(g),
+            Op::GetGlobal { g, .. } if written_yet.contains(&g) && !seen.contains(&g) => return None,
+            _ => {}
+        }
+    }
+    for g in written_yet {
+        *p.written.get_mut(g as usize)? = true;
+    }
+    Some(p)
+}
+
+fn op_of(ins: u32) -> u8 {
+    (ins & 0xff) as u8
+}
+
+/// Check the opcode numbers against the VM by compiling one example of
+/// each; returns whether call frames take two slots (GC64).
+fn opcodes_match(lua: &Lua, util: &Table) -> Option<bool> {
+    use bc::*;
+    let examples: [(&str, &[u8]); 12] = [
+        ("return function(a) g = a end", &[GSET, RET0]),
+        ("return function() return g end", &[GGET, RET1]),
+        ("return function(t) return t.k end", &[TGETS, RET1]),
+        ("return function(t, v) t.k = v end", &[TSETS, RET0]),
+        ("return function() return 's' end", &[KSTR, RET1]),
+        ("return function() return 1 end", &[KSHORT, RET1]),
+        ("return function() return 1.5 end", &[KNUM, RET1]),
+        ("return function() return nil end", &[KPRI, RET1]),
+        ("return function(a) local b = a return b end", &[MOV, RET1]),
+        ("return function(a, b) return a .. b end", &[MOV, MOV, CAT, RET1]),
+        ("return function(a, b) return a, b end", &[MOV, MOV, RET]),
+        ("return function(f, a) local x = f(a) return x end", &[MOV, MOV, CALL, RET1]),
+    ];
+    let funcbc: Function = util.get("funcbc").ok()?;
+    let mut fr2 = None;
+    for (code, ops) in examples {
+        let f: Function = lua.load(code).set_name("=gatelog").eval().ok()?;
+        let at = |pc: usize| -> Option<u32> {
+            let (i, _): (Option<i64>, mlua::Value) = funcbc.call((f.clone(), pc)).ok()?;
+            // An instruction comes as a signed 32-bit number.
+            Some(i? as u32)
+        };
+        if op_of(at(0)?) != FUNCF {
+            return None;
+        }
+        for (pc, &want) in ops.iter().enumerate() {
+            if op_of(at(pc + 1)?) != want {
+                return None;
+            }
+        }
+        if ops[2..].first() == Some(&CALL) {
+            // `f` moves to slot 2, `a` to 3 or (two-slot frames) 4.
+            fr2 = match (at(2)? >> 8) & 0xff {
+                3 => Some(false),
+                4 => Some(true),
+                _ => return None,
+            };
+        }
+    }
+    fr2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sidecar_script_is_in_the_subset() {
+        let lua = super::super::vm::new_vm().unwrap();
+        let script = std::fs::read_to_string("examples/istio-sidecar/create-log-file-path.lua").unwrap();
+        lua.load(&script).exec().unwrap();
+        let f: Function = lua.globals().get("create_log_file_path").unwrap();
+        let n = Native::new(&lua, &f, false, 0, 0, false).expect("in the subset");
+        assert_eq!(n.program.globals.iter().map(|g| &**g).collect::<Vec<_>>(), ["new_record", "os"]);
+        assert_eq!(n.program.written, [true, false]);
+        assert!(n.program.fr2);
+    }
+
+    #[test]
+    fn functions_outside_the_subset_are_refused() {
+        let lua = super::super::vm::new_vm().unwrap();
+        for code in [
+            "return function(t, ts, r) if r.a then r.b = 1 end return 1, ts, r end",
+            "return function(t, ts, r) for i = 1, 2 do end return 1, ts, r end",
+            "return function(...) return 1 end",
+            "local u = 1 return function(t, ts, r) r.x = u return 1, ts, r end",
+            "return function(t, ts, r) r.x = last last = r.y return 1, ts, r end",
+            "return function(t, ts, r) r[1] = 'x' return 1, ts, r end",
+            "return function(t, ts, r) return os.date('%Y', ts) end",
+        ] {
+            let f: Function = lua.load(code).eval().unwrap();
+            assert!(Native::new(&lua, &f, false, 0, 0, false).is_none(), "{code}");
+        }
+        let f: Function = lua.load("return function(t, ts, r) r.x = 'y' return 1, ts, r end").eval().unwrap();
+        assert!(Native::new(&lua, &f, false, 0, 0, false).is_some());
+        assert!(Native::new(&lua, &f, true, 0, 0, false).is_none(), "time_as_table");
+        assert!(Native::new(&lua, &f, false, 500, 0, false).is_none(), "a tiny instruction limit");
+        assert!(Native::new(&lua, &f, false, 0, 1 << 20, false).is_none(), "a tiny memory limit");
+    }
+}
