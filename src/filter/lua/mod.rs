@@ -164,9 +164,6 @@ impl LuaFilter {
             }
             return;
         }
-        if let Some(native) = self.native.as_mut() {
-            native.vm_ran();
-        }
         match self.run(&tag, time, &mut fields) {
             Ok(Outcome::Keep) => out.push(Record::new(tag, time, Map::from_pairs(fields))),
             Ok(Outcome::Drop) => counters.drop_records.inc(),

@@ -71,8 +71,6 @@ pub(crate) const MIN_INSTRUCTION_LIMIT: u64 = 10_000;
 pub(crate) const MIN_MEMORY_LIMIT: u64 = 8 << 20;
 /// Bytecodes of the longest function run directly.
 const MAX_OPS: usize = 256;
-/// Records the VM runs before a refused guard is asked again.
-const RETRY_AFTER: u32 = 4096;
 
 /// LuaJIT 2.1's opcodes (`lj_bc.h`) the subset uses; checked at load.
 mod bc {
@@ -159,6 +157,8 @@ struct Program {
     frame: usize,
     /// LuaJIT's two-slot call frames (GC64): arguments start at `base + 2`.
     fr2: bool,
+    /// Globals used as plain values: the guard must not find a table.
+    plain_globals: Vec<u16>,
 }
 
 /// A value in the direct run.
@@ -209,10 +209,9 @@ pub(crate) struct Native {
     date: Option<Function>,
     globals: Vec<Global>,
     /// The guard's answer holds until the VM runs script code again.
-    checked: bool,
-    /// Records the VM ran since the guard refused (then asked again at
-    /// [`RETRY_AFTER`]).
-    refused: Option<u32>,
+    /// The guard's answer, asked before the first direct run (see the
+    /// module doc: nothing can change it after).
+    checked: Option<bool>,
     last_date: LastDate,
     flb_null: bool,
     /// A run's buffers, kept empty between records.
@@ -256,21 +255,12 @@ impl Native {
             guard: lua.named_registry_value(DIRECT_GUARD_KEY).ok()?,
             date: None,
             globals,
-            checked: false,
-            refused: None,
+            checked: None,
             last_date: LastDate::default(),
             flb_null,
             scratch: Default::default(),
             runs: 0,
         })
-    }
-
-    /// The VM ran script code: the globals must be checked again.
-    pub(crate) fn vm_ran(&mut self) {
-        self.checked = false;
-        if let Some(n) = self.refused.as_mut() {
-            *n += 1;
-        }
     }
 
     /// Run the function on a record of shape `sh` (`fields`); `None`: the
@@ -287,7 +277,10 @@ impl Native {
         locale: u64,
         plan: &mut Plan,
     ) -> Option<Direct> {
-        if !self.checked && !self.check(lua) {
+        if self.checked.is_none() {
+            self.checked = Some(self.ask_guard(lua).unwrap_or(false));
+        }
+        if self.checked != Some(true) {
             return None;
         }
         let (slots, sets, written) = std::mem::take(&mut self.scratch);
@@ -320,18 +313,6 @@ impl Native {
     }
 
     /// Ask the guard about the VM and resolve the globals read.
-    fn check(&mut self, lua: &Lua) -> bool {
-        if let Some(n) = self.refused {
-            if n < RETRY_AFTER {
-                return false;
-            }
-        }
-        let ok = self.ask_guard(lua).unwrap_or(false);
-        self.checked = ok;
-        self.refused = if ok { None } else { Some(0) };
-        ok
-    }
-
     fn ask_guard(&mut self, lua: &Lua) -> mlua::Result<bool> {
         let names: Vec<&str> =
             self.program.globals.iter().zip(&self.program.written).filter(|(_, w)| !**w).map(|(n, _)| &**n).collect();
@@ -363,6 +344,14 @@ impl Native {
                 },
                 _ => return Ok(false),
             });
+        }
+        let table_used_plain = self
+            .program
+            .plain_globals
+            .iter()
+            .any(|&g| matches!(self.globals.get(g as usize), Some(Global::Value(V::Table(_)))));
+        if table_used_plain {
+            return Ok(false);
         }
         self.date = Some(date);
         Ok(true)
@@ -676,6 +665,7 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
         params,
         frame: frame + 2,
         fr2,
+        plain_globals: Vec::new(),
     };
     let str_index = |p: &mut Program, s: Vec<u8>| -> Option<u16> {
         if let Some(i) = p.strs.iter().position(|k| **k == *s) {
@@ -745,7 +735,97 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
     for g in written_yet {
         *p.written.get_mut(g as usize)? = true;
     }
+    p.plain_globals = typed(&p)?;
     Some(p)
+}
+
+/// What a slot holds for certain at a point of the function.
+#[derive(Clone, Copy, PartialEq)]
+enum Is {
+    /// A value without a metatable: a string, number, boolean, nil, or a
+    /// table `os.date` made.
+    Plain,
+    Record,
+    /// Global `g` as read: maybe a table (with a metatable).
+    Global(u16),
+    /// The `date` of a global table.
+    Date,
+}
+
+/// Whether the function, when the VM runs it, can only write the globals
+/// it writes, the record's fields and `os.date`'s memo, and runs no
+/// metamethod: then nothing the guard checked can change after it was
+/// asked (see the module doc). Each field set must be on the record with a
+/// plain value, each field read on the record or a `date` of a global,
+/// each call one of that `date` with plain arguments, each `..` of plain
+/// values. A global read may stand for a plain value: it is returned, and
+/// the guard must find it is not a table.
+fn typed(p: &Program) -> Option<Vec<u16>> {
+    let mut slots = vec![Is::Plain; p.frame];
+    if let Some(r) = slots.get_mut(2).filter(|_| p.params >= 3) {
+        *r = Is::Record;
+    }
+    let mut globals: Vec<Is> = (0..p.globals.len()).map(|g| Is::Global(g as u16)).collect();
+    let mut plain_globals = Vec::new();
+    let is = |slots: &[Is], i: u8| slots.get(i as usize).copied();
+    // Plain, or a global that must be.
+    let mut plain = |v: Option<Is>| match v {
+        Some(Is::Plain) => true,
+        Some(Is::Global(g)) => {
+            plain_globals.push(g);
+            true
+        }
+        _ => false,
+    };
+    for op in &p.ops {
+        let (dst, now) = match *op {
+            Op::Mov { dst, src } => (dst, is(&slots, src)),
+            Op::Str { dst, .. } | Op::Num { dst, .. } | Op::Pri { dst, .. } => (dst, Some(Is::Plain)),
+            Op::GetGlobal { dst, g } => (dst, globals.get(g as usize).copied()),
+            Op::SetGlobal { src, g } => {
+                match (is(&slots, src), globals.get_mut(g as usize)) {
+                    (Some(v), Some(slot)) => *slot = v,
+                    _ => return None,
+                }
+                continue;
+            }
+            Op::Field { dst, table, k } => match is(&slots, table) {
+                Some(Is::Record) => (dst, Some(Is::Plain)),
+                Some(Is::Global(_)) if p.strs.get(k as usize).is_some_and(|s| **s == *b"date") => (dst, Some(Is::Date)),
+                _ => return None,
+            },
+            Op::SetField { src, table, .. } => {
+                if is(&slots, table) != Some(Is::Record) || !plain(is(&slots, src)) {
+                    return None;
+                }
+                continue;
+            }
+            Op::Call { base, nargs, .. } => {
+                let first = base as usize + 1 + usize::from(p.fr2);
+                let args = slots.get(first..first + nargs as usize);
+                if is(&slots, base) != Some(Is::Date) || !args.is_some_and(|a| a.iter().all(|&v| plain(Some(v)))) {
+                    return None;
+                }
+                // Results, and whatever the call left above them.
+                for v in slots.iter_mut().skip(base as usize) {
+                    *v = Is::Plain;
+                }
+                continue;
+            }
+            Op::Cat { dst, from, to } => {
+                if !(from..=to).all(|i| plain(is(&slots, i))) {
+                    return None;
+                }
+                (dst, Some(Is::Plain))
+            }
+            Op::Ret { .. } => return Some(plain_globals),
+        };
+        match (now, slots.get_mut(dst as usize)) {
+            (Some(v), Some(slot)) => *slot = v,
+            _ => return None,
+        }
+    }
+    None
 }
 
 fn op_of(ins: u32) -> u8 {
@@ -826,6 +906,13 @@ mod tests {
             "return function(t, ts, r) r.x = last last = r.y return 1, ts, r end",
             "return function(t, ts, r) r[1] = 'x' return 1, ts, r end",
             "return function(t, ts, r) return os.date('%Y', ts) end",
+            // The VM could run other code or change what the guard checked.
+            "return function(t, ts, r) os.date = 1 return 1, ts, r end",
+            "return function(t, ts, r) r.x = os.date(r) return 1, ts, r end",
+            "return function(t, ts, r) r.x = os.time() return 1, ts, r end",
+            "return function(t, ts, r) r.x = r .. 'x' return 1, ts, r end",
+            "return function(t, ts, r) r.x = r return 1, ts, r end",
+            "return function(t, ts, r) local q = r.a r.x = q.y return 1, ts, r end",
         ] {
             let f: Function = lua.load(code).eval().unwrap();
             assert!(Native::new(&lua, &f, false, 0, 0, false).is_none(), "{code}");

@@ -869,6 +869,8 @@ const DIRECT_SCRIPTS: &[(&str, bool)] = &[
     // Not gatelog's `os.date`, not a plain global.
     ("os.date = function() return 'fake' end function f(tag, ts, r) r.d = os.date('%Y', ts) return 1, ts, r end", false),
     ("function f(tag, ts, r) r.p = print return 1, ts, r end", false),
+    ("function f(tag, ts, r) r.s = string return 1, ts, r end", false),
+    ("setmetatable(os, {__concat = function() return 'c' end}) function f(tag, ts, r) r.s = os .. 'x' return 1, ts, r end", false),
     ("setmetatable(_G, {}) function f(tag, ts, r) r.z = 1 return 1, ts, r end", false),
 ];
 
