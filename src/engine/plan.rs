@@ -409,6 +409,8 @@ mod tests {
             format!("{}{}[OUTPUT]\n    Name file\n    Match *\n    Path {{out}}/%Y-%m%d\n    File x.log\n    Format template\n    Template {template}\n", input("rfc3164"), filter("    Preserve_Key true\n    Reserve_Data true\n")),
             // rewrite_tag into tag-as-path files, reading a nested field in NEW_TAG.
             format!("{}{}[FILTER]\n    Name rewrite_tag\n    Match kube.*\n    Rule $vhost ^(.+)$ {{out}}/rt/$1-$n['k'][0].log false\n[OUTPUT]\n    Name file\n    Match {{out}}/rt/*\n    Format template\n    Template {{uri}} {{status}} {{request_time}} {{user_agent}}\n[OUTPUT]\n    Name file\n    Match kube.*\n    Path {{out}}\n    File rest.log\n    Format template\n    Template {{remote_addr}} {{pri}}\n", input("rfc3164"), filter("    Reserve_Data true\n")),
+            // (a): a Lua function run directly, re-tagged by the field it sets.
+            format!("{}{}[FILTER]\n    Name lua\n    Match kube.*\n    code function f(tag, ts, r) new_record = r new_record['log_file_path'] = os.date('%Y-%m%d', ts) .. '/a.log' return 1, ts, new_record end\n    call f\n[FILTER]\n    Name lua\n    Match kube.*\n    code function g(tag, ts, r) r.u = r.remote_addr .. '|' .. tag return 1, ts, r end\n    call g\n[FILTER]\n    Name rewrite_tag\n    Match kube.*\n    Rule $vhost ^(.+)$ lua.$log_file_path true\n[OUTPUT]\n    Name file\n    Match *\n    Path {{out}}\n    File a.log\n    Format template\n    Template {template}\tu:{{u}}\tp:{{log_file_path}}\n", input("rfc3164"), filter("    Preserve_Key true\n    Reserve_Data true\n")),
             // Without Reserve_Data; the header fields only.
             format!("{}{}[OUTPUT]\n    Name file\n    Match *\n    Path {{out}}\n    File h.log\n    Format template\n    Template {{pri}} {{host}} {{ident}} {{pid}} {{uri}}\n", input("rfc3164"), filter("")),
         ];
@@ -450,11 +452,30 @@ mod tests {
     }
 
     #[test]
+    fn a_lua_function_run_directly_reads_what_it_reads_and_sets() {
+        let mut p = plan(
+            "[FILTER]\n    Name lua\n    Match *\n    script create-log-file-path.lua\n    call create_log_file_path\n\
+             [FILTER]\n    Name lua\n    Match *\n    code function f(t, ts, r) r.u = r.uri .. t return 1, ts, r end\n    call f\n\
+             [OUTPUT]\n    Name null\n    Match *\n",
+        );
+        assert_eq!(reads(&p.filters, &p.outputs), Reads::keys(["log_file_path", "message", "u", "uri"]));
+        assert_eq!(parsed(&mut p), [("uri".to_owned(), Value::from("/x")), ("uri".to_owned(), Value::from("/y"))]);
+        // A field set that may be nil could leave the record empty, which
+        // depends on every other field.
+        let p = plan(
+            "[FILTER]\n    Name lua\n    Match *\n    code function f(t, ts, r) r.u = r.uri return 1, ts, r end\n    call f\n\
+             [OUTPUT]\n    Name null\n    Match *\n",
+        );
+        assert_eq!(reads(&p.filters, &p.outputs), Reads::All);
+    }
+
+    #[test]
     fn one_stage_reading_the_whole_record_decodes_everything() {
         for stages in [
             "[OUTPUT]\n    Name stdout\n    Match *\n",
             "[OUTPUT]\n    Name file\n    Match *\n    Format plain\n",
-            "[FILTER]\n    Name lua\n    Match *\n    script create-log-file-path.lua\n    call create_log_file_path\n\
+            // A branch: the VM runs it, and it may look at any field.
+            "[FILTER]\n    Name lua\n    Match *\n    code function f(t, ts, r) if r.a then r.b = 1 end return 1, ts, r end\n    call f\n\
              [OUTPUT]\n    Name null\n    Match *\n",
         ] {
             let mut p = plan(stages);

@@ -62,7 +62,7 @@ impl Filter {
     pub fn reads(&self) -> Reads {
         match self {
             Filter::Parser(f) => f.reads(),
-            Filter::Lua(_) => Reads::All,
+            Filter::Lua(f) => f.reads(),
             Filter::RewriteTag(f) => f.reads(),
         }
     }

@@ -55,6 +55,7 @@ use mlua::{Lua, Table};
 
 use crate::config::{ConfigError, Section};
 use crate::ratelimit::RateLimiter;
+use crate::record::reads::Reads;
 use crate::record::{Map, Record, Text, Timestamp, Value};
 use crate::stats::FilterCounters;
 
@@ -180,6 +181,15 @@ impl LuaFilter {
                 self.report(&message);
                 out.push(Record::new(tag, time, Map::from_pairs(fields)));
             }
+        }
+    }
+
+    /// The top-level fields this filter can observe: those its function
+    /// reads and sets when it runs directly ([`native`]), else all.
+    pub fn reads(&self) -> Reads {
+        match self.native.as_ref().and_then(|n| n.reads()) {
+            Some(keys) => Reads::keys(keys),
+            None => Reads::All,
         }
     }
 

@@ -204,14 +204,10 @@ struct LastDate {
 /// The direct runner of one filter.
 pub(crate) struct Native {
     program: Program,
-    func: Function,
-    guard: Function,
+    /// gatelog's `os.date`, as the guard found it.
     date: Option<Function>,
+    /// The globals read, as the guard found them.
     globals: Vec<Global>,
-    /// The guard's answer holds until the VM runs script code again.
-    /// The guard's answer, asked before the first direct run (see the
-    /// module doc: nothing can change it after).
-    checked: Option<bool>,
     last_date: LastDate,
     flb_null: bool,
     /// A run's buffers, kept empty between records.
@@ -249,18 +245,24 @@ impl Native {
         let fr2 = opcodes_match(lua, &util)?;
         let program = read(&util, func, fr2)?;
         let globals = program.written.iter().map(|_| Global::Value(V::Nil)).collect();
-        Some(Native {
+        let mut native = Native {
             program,
-            func: func.clone(),
-            guard: lua.named_registry_value(DIRECT_GUARD_KEY).ok()?,
             date: None,
             globals,
-            checked: None,
             last_date: LastDate::default(),
             flb_null,
             scratch: Default::default(),
             runs: 0,
-        })
+        };
+        // After the script's top level ran; what it checks cannot change
+        // later (see `typed`).
+        let guard: Function = lua.named_registry_value(DIRECT_GUARD_KEY).ok()?;
+        native.ask_guard(lua, &guard, func).ok()?.then_some(native)
+    }
+
+    /// The record fields the function can observe (see [`field_reads`]).
+    pub(crate) fn reads(&self) -> Option<Vec<String>> {
+        field_reads(&self.program)
     }
 
     /// Run the function on a record of shape `sh` (`fields`); `None`: the
@@ -277,12 +279,6 @@ impl Native {
         locale: u64,
         plan: &mut Plan,
     ) -> Option<Direct> {
-        if self.checked.is_none() {
-            self.checked = Some(self.ask_guard(lua).unwrap_or(false));
-        }
-        if self.checked != Some(true) {
-            return None;
-        }
         let (slots, sets, written) = std::mem::take(&mut self.scratch);
         let mut run = Run {
             lua,
@@ -313,15 +309,15 @@ impl Native {
     }
 
     /// Ask the guard about the VM and resolve the globals read.
-    fn ask_guard(&mut self, lua: &Lua) -> mlua::Result<bool> {
+    fn ask_guard(&mut self, lua: &Lua, guard: &Function, func: &Function) -> mlua::Result<bool> {
         let names: Vec<&str> =
             self.program.globals.iter().zip(&self.program.written).filter(|(_, w)| !**w).map(|(n, _)| &**n).collect();
-        let mut args = vec![mlua::Value::Function(self.func.clone())];
+        let mut args = vec![mlua::Value::Function(func.clone())];
         for n in &names {
             args.push(mlua::Value::String(lua.create_string(n)?));
         }
         let (ok, answers, date): (bool, Option<Table>, Option<Function>) =
-            self.guard.call(mlua::MultiValue::from_iter(args))?;
+            guard.call(mlua::MultiValue::from_iter(args))?;
         let (true, Some(answers), Some(date)) = (ok, answers, date) else {
             return Ok(false);
         };
@@ -737,6 +733,61 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
     }
     p.plain_globals = typed(&p)?;
     Some(p)
+}
+
+/// The record fields the function can observe, when that is all it can
+/// observe of the record: the keys it reads or sets, provided one field it
+/// sets last is surely not nil (so the record it returns is never empty,
+/// whatever other fields exist). `None`: the whole record matters.
+fn field_reads(p: &Program) -> Option<Vec<String>> {
+    let mut record = vec![false; p.frame];
+    let mut sure = vec![false; p.frame];
+    for i in 0..(p.params as usize).min(3) {
+        *sure.get_mut(i)? = true;
+    }
+    *record.get_mut(2)? = p.params >= 3;
+    let mut global_record = vec![false; p.globals.len()];
+    let mut keys: Vec<u16> = Vec::new();
+    let mut last_set: Vec<(u16, bool)> = Vec::new();
+    for op in &p.ops {
+        let (dst, is_record, is_sure) = match *op {
+            Op::Mov { dst, src } => (dst, *record.get(src as usize)?, *sure.get(src as usize)?),
+            Op::Str { dst, .. } | Op::Num { dst, .. } => (dst, false, true),
+            Op::Pri { dst, p } => (dst, false, p > 0),
+            Op::GetGlobal { dst, g } => (dst, *global_record.get(g as usize)?, false),
+            Op::SetGlobal { src, g } => {
+                *global_record.get_mut(g as usize)? = *record.get(src as usize)?;
+                continue;
+            }
+            Op::Field { dst, table, k } => {
+                if *record.get(table as usize)? {
+                    keys.push(k);
+                }
+                (dst, false, false)
+            }
+            Op::SetField { src, k, .. } => {
+                keys.push(k);
+                last_set.retain(|(key, _)| *key != k);
+                last_set.push((k, *sure.get(src as usize)?));
+                continue;
+            }
+            Op::Call { base, .. } => {
+                for i in base as usize..p.frame {
+                    *record.get_mut(i)? = false;
+                    *sure.get_mut(i)? = i == base as usize;
+                }
+                continue;
+            }
+            Op::Cat { dst, .. } => (dst, false, true),
+            Op::Ret { .. } => break,
+        };
+        *record.get_mut(dst as usize)? = is_record;
+        *sure.get_mut(dst as usize)? = is_sure;
+    }
+    if !last_set.iter().any(|&(_, s)| s) {
+        return None;
+    }
+    keys.iter().map(|&k| p.strs.get(k as usize).and_then(|b| String::from_utf8(b.to_vec()).ok())).collect()
 }
 
 /// What a slot holds for certain at a point of the function.
