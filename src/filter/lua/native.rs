@@ -54,7 +54,8 @@
 //! A differential test runs scripts in and out of the subset over the same
 //! records both ways.
 
-use std::borrow::Cow;
+use std::ops::Deref;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use mlua::{Function, Lua, Table};
@@ -71,6 +72,39 @@ pub(crate) const MIN_INSTRUCTION_LIMIT: u64 = 10_000;
 pub(crate) const MIN_MEMORY_LIMIT: u64 = 8 << 20;
 /// Bytecodes of the longest function run directly.
 const MAX_OPS: usize = 256;
+/// Stack slots of the largest function run directly.
+const MAX_FRAME: usize = 16;
+/// Fields a function run directly sets, globals it writes.
+const MAX_SETS: usize = 8;
+
+/// Values by key (a field's key constant, a global's index), in the order
+/// first set: at most [`MAX_SETS`], on the stack.
+struct Few<'r> {
+    items: [(u16, V<'r>); MAX_SETS],
+    len: usize,
+}
+
+impl<'r> Few<'r> {
+    fn new() -> Self {
+        Few { items: std::array::from_fn(|_| (0, V::Nil)), len: 0 }
+    }
+
+    fn as_slice(&self) -> &[(u16, V<'r>)] {
+        self.items.get(..self.len).unwrap_or_default()
+    }
+
+    fn get(&self, k: u16) -> Option<&V<'r>> {
+        self.as_slice().iter().find(|(key, _)| *key == k).map(|(_, v)| v)
+    }
+
+    /// `None` when full.
+    fn set(&mut self, k: u16, v: V<'r>) -> Option<()> {
+        let at = self.as_slice().iter().position(|(key, _)| *key == k).unwrap_or(self.len);
+        *self.items.get_mut(at)? = (k, v);
+        self.len = self.len.max(at + 1);
+        Some(())
+    }
+}
 
 /// LuaJIT 2.1's opcodes (`lj_bc.h`) the subset uses; checked at load.
 mod bc {
@@ -167,13 +201,33 @@ enum V<'a> {
     Nil,
     Bool(bool),
     Num(f64),
-    Str(Cow<'a, [u8]>),
+    Str(Bytes<'a>),
     /// The record's table.
     Record,
     /// A global table; `true` when its `date` is gatelog's `os.date`.
     Table(bool),
     /// gatelog's `os.date`.
     Date,
+}
+
+/// A string of the direct run: borrowed (from the record, the tag or the
+/// program) or shared (a `..` result, an `os.date` answer, a global), so
+/// that copying it between slots never copies its bytes.
+#[derive(Clone, Debug)]
+enum Bytes<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Rc<[u8]>),
+}
+
+impl Deref for Bytes<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Borrowed(b) => b,
+            Bytes::Shared(b) => b,
+        }
+    }
 }
 
 /// What the direct run decided.
@@ -197,7 +251,7 @@ struct LastDate {
     format: Vec<u8>,
     lo: f64,
     hi: f64,
-    text: Vec<u8>,
+    text: Rc<[u8]>,
     locale: u64,
 }
 
@@ -210,19 +264,10 @@ pub(crate) struct Native {
     globals: Vec<Global>,
     last_date: LastDate,
     flb_null: bool,
-    /// A run's buffers, kept empty between records.
-    scratch: Scratch,
+    /// Where `..` joins its operands (kept between records).
+    cat: Vec<u8>,
     /// Records run directly.
     pub(crate) runs: u64,
-}
-
-type Scratch = (Vec<V<'static>>, Vec<(u16, V<'static>)>, Vec<(u16, V<'static>)>);
-
-/// An emptied buffer for values of another lifetime, keeping its
-/// allocation (an in-place collect: same layout, no element left).
-fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
-    v.clear();
-    v.into_iter().filter_map(|_| None).collect()
 }
 
 impl Native {
@@ -245,15 +290,8 @@ impl Native {
         let fr2 = opcodes_match(lua, &util)?;
         let program = read(&util, func, fr2)?;
         let globals = program.written.iter().map(|_| Global::Value(V::Nil)).collect();
-        let mut native = Native {
-            program,
-            date: None,
-            globals,
-            last_date: LastDate::default(),
-            flb_null,
-            scratch: Default::default(),
-            runs: 0,
-        };
+        let mut native =
+            Native { program, date: None, globals, last_date: LastDate::default(), flb_null, cat: Vec::new(), runs: 0 };
         // After the script's top level ran; what it checks cannot change
         // later (see `typed`).
         let guard: Function = lua.named_registry_value(DIRECT_GUARD_KEY).ok()?;
@@ -279,7 +317,7 @@ impl Native {
         locale: u64,
         plan: &mut Plan,
     ) -> Option<Direct> {
-        let (slots, sets, written) = std::mem::take(&mut self.scratch);
+        let cat = std::mem::take(&mut self.cat);
         let mut run = Run {
             lua,
             p: &self.program,
@@ -289,21 +327,22 @@ impl Native {
             locale,
             fields,
             sh,
-            slots: recycle(slots),
-            sets: recycle(sets),
-            written: recycle(written),
+            slots: std::array::from_fn(|_| V::Nil),
+            sets: Few::new(),
+            written: Few::new(),
+            cat,
         };
         let done = run.exec(tag, time).and_then(|(code, out_time, result)| match code {
             -1 => Some(Direct::Drop),
             0 => Some(Direct::Keep),
             1 | 2 if matches!(result, V::Record) => {
                 let time = if code == 1 { time_out(&out_time)?.unwrap_or(time) } else { time };
-                fill(&run.sets, &self.program.strs, fields, sh, int_keys, self.flb_null, plan)?;
+                fill(run.sets.as_slice(), &self.program.strs, fields, sh, int_keys, self.flb_null, plan)?;
                 Some(Direct::Replace(time))
             }
             _ => None,
         });
-        self.scratch = (recycle(run.slots), recycle(run.sets), recycle(run.written));
+        self.cat = run.cat;
         self.runs += u64::from(done.is_some());
         done
     }
@@ -335,7 +374,7 @@ impl Native {
                     mlua::Value::Boolean(b) => V::Bool(b),
                     mlua::Value::Integer(n) => V::Num(n as f64),
                     mlua::Value::Number(n) => V::Num(n),
-                    mlua::Value::String(s) => V::Str(Cow::Owned(s.as_bytes().to_vec())),
+                    mlua::Value::String(s) => V::Str(Bytes::Shared(Rc::from(&*s.as_bytes()))),
                     _ => return Ok(false),
                 },
                 _ => return Ok(false),
@@ -364,11 +403,13 @@ struct Run<'a, 'r> {
     locale: u64,
     fields: &'r [(Text, Value)],
     sh: &'r Shape,
-    slots: Vec<V<'r>>,
+    slots: [V<'r>; MAX_FRAME],
     /// Fields set, by key constant, in order.
-    sets: Vec<(u16, V<'r>)>,
+    sets: Few<'r>,
     /// Globals written (by index), with their values.
-    written: Vec<(u16, V<'r>)>,
+    written: Few<'r>,
+    /// Where `..` joins its operands.
+    cat: Vec<u8>,
 }
 
 impl<'a: 'r, 'r> Run<'a, 'r> {
@@ -376,8 +417,7 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
     /// `lua_pcall(…, 3)` keeps them).
     fn exec(&mut self, tag: &'r str, time: Timestamp) -> Option<(i64, V<'r>, V<'r>)> {
         let p = self.p;
-        self.slots.resize(p.frame, V::Nil);
-        let args = [V::Str(Cow::Borrowed(tag.as_bytes())), V::Num(time.as_f64()), V::Record];
+        let args = [V::Str(Bytes::Borrowed(tag.as_bytes())), V::Num(time.as_f64()), V::Record];
         for (slot, v) in self.slots.iter_mut().zip(args).take(p.params as usize) {
             *slot = v;
         }
@@ -389,7 +429,7 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
                 }
                 Op::Str { dst, k } => {
                     let s: &'a [u8] = p.strs.get(k as usize)?;
-                    self.set(dst, V::Str(Cow::Borrowed(s)))?;
+                    self.set(dst, V::Str(Bytes::Borrowed(s)))?;
                 }
                 Op::Num { dst, n } => self.set(dst, V::Num(n))?,
                 Op::Pri { dst, p } => {
@@ -398,13 +438,13 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
                 Op::GetGlobal { dst, g } => {
                     let v = match self.globals.get(g as usize)? {
                         Global::Value(v) => v.clone(),
-                        Global::Written => self.written.iter().rev().find(|(w, _)| *w == g)?.1.clone(),
+                        Global::Written => self.written.get(g)?.clone(),
                     };
                     self.set(dst, v)?;
                 }
                 Op::SetGlobal { src, g } => {
                     let v = self.get(src)?.clone();
-                    self.written.push((g, v));
+                    self.written.set(g, v)?;
                 }
                 Op::Field { dst, table, k } => {
                     let v = match self.get(table)? {
@@ -422,8 +462,7 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
                         v @ (V::Nil | V::Bool(_) | V::Num(_) | V::Str(_)) => v.clone(),
                         _ => return None,
                     };
-                    self.sets.retain(|(key, _)| *key != k);
-                    self.sets.push((k, v));
+                    self.sets.set(k, v)?;
                 }
                 Op::Call { base, nargs, nresults } => {
                     let first = base as usize + 1 + usize::from(p.fr2);
@@ -435,21 +474,24 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
                         _ => return None,
                     };
                     if nresults >= 1 {
-                        self.set(base, V::Str(Cow::Owned(answer)))?;
+                        self.set(base, V::Str(Bytes::Shared(answer)))?;
                         for r in 1..nresults {
                             self.set(base + r, V::Nil)?;
                         }
                     }
                 }
                 Op::Cat { dst, from, to } => {
-                    let mut s = Vec::new();
+                    let mut s = std::mem::take(&mut self.cat);
+                    s.clear();
                     for i in from..=to {
                         match self.get(i)? {
                             V::Str(b) => s.extend_from_slice(b),
                             _ => return None,
                         }
                     }
-                    self.set(dst, V::Str(Cow::Owned(s)))?;
+                    let joined = Rc::from(s.as_slice());
+                    self.cat = s;
+                    self.set(dst, V::Str(Bytes::Shared(joined)))?;
                 }
                 Op::Ret { from, n } => {
                     let at = |i: u8| if i < n { self.get(from + i).cloned() } else { Some(V::Nil) };
@@ -472,7 +514,7 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
 
     /// The record's field `k` as the VM's table holds it.
     fn field(&self, k: u16) -> Option<V<'r>> {
-        if let Some((_, v)) = self.sets.iter().rev().find(|(key, _)| *key == k) {
+        if let Some(v) = self.sets.get(k) {
             return Some(v.clone());
         }
         let key: &[u8] = self.p.strs.get(k as usize)?;
@@ -485,7 +527,7 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
             return Some(V::Nil);
         };
         Some(match &self.fields.get(last)?.1 {
-            Value::Str(s) => V::Str(Cow::Borrowed(s.as_bytes())),
+            Value::Str(s) => V::Str(Bytes::Borrowed(s.as_bytes())),
             Value::Int(n) => V::Num(*n as f64),
             Value::Float(f) => V::Num(*f),
             Value::Bool(b) => V::Bool(*b),
@@ -495,7 +537,7 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
     }
 
     /// `os.date(format, t)` as gatelog's memo answers it (see `vm.rs`).
-    fn os_date(&mut self, format: &[u8], t: f64) -> Option<Vec<u8>> {
+    fn os_date(&mut self, format: &[u8], t: f64) -> Option<Rc<[u8]>> {
         if !(0.0..9007199254740992.0).contains(&t) {
             return None;
         }
@@ -507,7 +549,7 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
         let mlua::Value::String(s) = self.date.call::<mlua::Value>((f, t)).ok()? else {
             return None;
         };
-        let text = s.as_bytes().to_vec();
+        let text: Rc<[u8]> = Rc::from(&*s.as_bytes());
         let lo = t - t % 1.0;
         *last = LastDate { format: format.to_vec(), lo, hi: lo + 1.0, text: text.clone(), locale: self.locale };
         Some(text)
@@ -566,7 +608,7 @@ fn fill(
         plan.edit_drop(i);
     }
     // Where each set field is among the distinct keys (`None`: added).
-    let mut at = [None; 8];
+    let mut at = [None; MAX_SETS];
     let at = at.get_mut(..sets.len())?;
     for (slot, (k, _)) in at.iter_mut().zip(sets) {
         let key: &[u8] = strs.get(*k as usize)?;
@@ -627,7 +669,7 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
     let params: u8 = info.get("params").ok()?;
     let vararg: bool = info.get("isvararg").ok()?;
     let frame: usize = info.get("stackslots").ok()?;
-    if vararg || !(2..=MAX_OPS + 1).contains(&count) || frame > 250 {
+    if vararg || !(2..=MAX_OPS + 1).contains(&count) || frame + 2 > MAX_FRAME {
         return None;
     }
     let funcbc: Function = util.get("funcbc").ok()?;
