@@ -615,13 +615,32 @@ fn fill(
         *slot = sh.distinct.iter().position(|&(first, _)| fields.get(first).is_some_and(|(n, _)| n.as_bytes() == key));
     }
     let mut kept = 0;
+    let plain_numbers = int_keys.is_empty();
     for (bit, &(first, last)) in sh.distinct.iter().enumerate() {
-        let ((key, _), (_, v)) = (fields.get(first)?, fields.get(last)?);
         if first != last {
             plan.edit_move(first, last);
         }
-        let set = at.iter().position(|&p| p == Some(bit)).and_then(|j| sets.get(j));
-        let edit = match (set, v) {
+        let (_, v) = fields.get(last)?;
+        let set = at.iter().position(|&p| p == Some(bit));
+        // Most fields: unchanged, and Lua gives back what it was given.
+        match v {
+            _ if set.is_some() => {}
+            Value::Str(_) | Value::Bool(_) => {
+                kept += 1;
+                continue;
+            }
+            Value::Int(n) if plain_numbers && n.unsigned_abs() <= 1 << 53 => {
+                kept += 1;
+                continue;
+            }
+            Value::Float(f) if plain_numbers && f.fract() != 0.0 => {
+                kept += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let (key, _) = fields.get(first)?;
+        let edit = match (set.and_then(|j| sets.get(j)), v) {
             (Some((_, sv)), _) => match record_value(sv, key, int_keys) {
                 Some(n) => Some(n),
                 None => {
@@ -635,9 +654,6 @@ fn fill(
                 plan.edit_drop(first);
                 continue;
             }
-            // What Lua gives back equals the original: no edit.
-            (None, Value::Int(n)) if int_keys.is_empty() && n.unsigned_abs() <= 1 << 53 => None,
-            (None, Value::Float(f)) if int_keys.is_empty() && f.fract() != 0.0 => None,
             (None, Value::Int(n)) => Some(lua_number(*n as f64, key, int_keys)),
             (None, Value::Float(f)) => Some(lua_number(*f, key, int_keys)),
             (None, Value::Array(_) | Value::Map(_)) => return None,
