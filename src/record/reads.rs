@@ -8,8 +8,10 @@
 //! The union is taken over every filter and every output, whatever their
 //! Match: records re-tagged by rewrite_tag run the whole chain again, and a
 //! tag a Match does not select today may be built from record data
-//! tomorrow. One stage that reads the whole record (Lua, a JSON or CSV
-//! output, stdout) makes it [`Reads::All`], and everything is decoded.
+//! tomorrow. One stage that reads the whole record (a Lua filter whose
+//! function the VM must run, a JSON or CSV output, stdout) makes it
+//! [`Reads::All`], and everything is decoded. A Lua function gatelog runs
+//! itself (`filter/lua/native.rs`) reads the fields it reads and sets.
 
 use std::collections::BTreeSet;
 

@@ -31,6 +31,12 @@
 //! repeated key shape cross through Lua code compiled for that shape
 //! ([`shapes`]): a template table copied in one step, and a checker that
 //! tells which values the script changed, so only those are read back.
+//! A `call` function without branches or loops, in the subset of
+//! [`native`], does not cross at all: gatelog runs its bytecode on the
+//! record's fields itself, with the VM's result, and the record goes
+//! through the VM only where the direct run gives up. Such a filter also
+//! reads only the fields its function reads and sets ([`LuaFilter::reads`]),
+//! so the parsers before it build no others.
 //!
 //! `LuaFilter` is `Send` by an `unsafe impl` (see the SAFETY note below)
 //! because mlua is built without its `send` feature; enabling that feature
