@@ -460,13 +460,20 @@ mod tests {
         );
         assert_eq!(reads(&p.filters, &p.outputs), Reads::keys(["log_file_path", "message", "u", "uri"]));
         assert_eq!(parsed(&mut p), [("uri".to_owned(), Value::from("/x")), ("uri".to_owned(), Value::from("/y"))]);
-        // A field set that may be nil could leave the record empty, which
-        // depends on every other field.
-        let p = plan(
-            "[FILTER]\n    Name lua\n    Match *\n    code function f(t, ts, r) r.u = r.uri return 1, ts, r end\n    call f\n\
-             [OUTPUT]\n    Name null\n    Match *\n",
-        );
-        assert_eq!(reads(&p.filters, &p.outputs), Reads::All);
+        for code in [
+            // A field set that may be nil (a missing field, `os.date` of a
+            // time `localtime` refuses) could leave the record empty, which
+            // depends on every other field.
+            "function f(t, ts, r) r.u = r.uri return 1, ts, r end",
+            "function f(t, ts, r) r.d = os.date('%Y', r.t) r.t = nil return 1, ts, r end",
+            // The record as the time: the VM reads its `sec` and `nsec`.
+            "function f(t, ts, r) r.t = 'x' return 1, r, r end",
+        ] {
+            let p = plan(&format!(
+                "[FILTER]\n    Name lua\n    Match *\n    code {code}\n    call f\n[OUTPUT]\n    Name null\n    Match *\n"
+            ));
+            assert_eq!(reads(&p.filters, &p.outputs), Reads::All, "{code}");
+        }
     }
 
     #[test]

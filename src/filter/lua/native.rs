@@ -48,14 +48,19 @@
 //!   would need the record's table. Nothing can see the difference: the
 //!   function reads such a global only after writing it (checked in the
 //!   bytecode), and no other Lua code runs in the VM between two calls
-//!   unless a `__gc` finalizer exists, so the guard refuses a VM where
+//!   unless a script made it run there, so the guard refuses a VM where
 //!   `newproxy` was ever called or the file handles' `__gc` was replaced
-//!   (the only ways a script can make one here: no `debug`, no `ffi`).
-//! - Limits: the direct run executes a few dozen bytecodes' worth and
-//!   allocates nothing in the VM, so it is used only when the instruction
-//!   limit is off or at least [`MIN_INSTRUCTION_LIMIT`] and the memory
-//!   limit off or at least [`MIN_MEMORY_LIMIT`], where the VM's run of the
-//!   same function could not trip them either.
+//!   (a `__gc` finalizer: the only ways to make one here, without `debug`
+//!   and `ffi`) or a `jit.attach` handler was set (it runs when gatelog
+//!   compiles its own Lua code).
+//! - Limits: the direct run executes a few dozen bytecodes' worth, makes
+//!   at most [`MAX_JOINED`] bytes with `..` (beyond, the VM runs the
+//!   record) and allocates nothing in the VM, so it is used only when the
+//!   instruction limit is off or at least [`MIN_INSTRUCTION_LIMIT`] and the
+//!   memory limit off or at least [`MIN_MEMORY_LIMIT`] with the heap the
+//!   script kept at its top level within a quarter of it: there the VM's
+//!   run of the same function could not trip them either (the collector
+//!   keeps heap and garbage within half the limit, see `crossing.rs`).
 //! - Opcodes: LuaJIT 2.1's numbering, checked against the VM at load by
 //!   compiling one example of each; on any difference the direct run is off.
 //!
@@ -90,6 +95,9 @@ const MAX_OPS: usize = 256;
 const MAX_FRAME: usize = 16;
 /// Fields a function run directly sets, globals it writes.
 const MAX_SETS: usize = 8;
+/// Bytes a direct run may make with `..`; beyond, the VM runs the record
+/// (a string doubled again and again is its memory limit's to stop).
+const MAX_JOINED: usize = 256 << 10;
 
 /// Values by key (a field's key constant, a global's index), in the order
 /// first set: at most [`MAX_SETS`], on the stack.
@@ -295,8 +303,12 @@ impl Native {
         memory_limit: u64,
         flb_null: bool,
     ) -> Option<Native> {
+        // The heap the script keeps after its top level stays (the function
+        // can keep nothing but the globals it writes), so the VM's run has
+        // the headroom the direct run assumes.
+        let heap = lua.used_memory() as u64;
         let limits_allow = (instruction_limit == 0 || instruction_limit >= MIN_INSTRUCTION_LIMIT)
-            && (memory_limit == 0 || memory_limit >= MIN_MEMORY_LIMIT);
+            && (memory_limit == 0 || (memory_limit >= MIN_MEMORY_LIMIT && heap <= memory_limit / 4));
         if time_as_table || !limits_allow {
             return None;
         }
@@ -345,6 +357,7 @@ impl Native {
             sets: Few::new(),
             written: Few::new(),
             cat,
+            joined: 0,
         };
         let done = run.exec(tag, time).and_then(|(code, out_time, result)| match code {
             -1 => Some(Direct::Drop),
@@ -357,6 +370,9 @@ impl Native {
             _ => None,
         });
         self.cat = run.cat;
+        if self.cat.capacity() > MAX_JOINED / 4 {
+            self.cat = Vec::new();
+        }
         self.runs += u64::from(done.is_some());
         done
     }
@@ -424,6 +440,8 @@ struct Run<'a, 'r> {
     written: Few<'r>,
     /// Where `..` joins its operands.
     cat: Vec<u8>,
+    /// Bytes `..` made so far.
+    joined: usize,
 }
 
 impl<'a: 'r, 'r> Run<'a, 'r> {
@@ -502,6 +520,11 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
                             V::Str(b) => s.extend_from_slice(b),
                             _ => return None,
                         }
+                    }
+                    self.joined += s.len();
+                    if self.joined > MAX_JOINED {
+                        // Strings growing by `..` are the VM's (its memory limit).
+                        return None;
                     }
                     let joined = Rc::from(s.as_slice());
                     self.cat = s;
@@ -844,13 +867,16 @@ fn field_reads(p: &Program) -> Option<Vec<String>> {
                 continue;
             }
             Op::Call { base, .. } => {
+                // `os.date` answers nil for a time `localtime` refuses.
                 for i in base as usize..p.frame {
                     *record.get_mut(i)? = false;
-                    *sure.get_mut(i)? = i == base as usize;
+                    *sure.get_mut(i)? = false;
                 }
                 continue;
             }
             Op::Cat { dst, .. } => (dst, false, true),
+            // A table for the time: the VM reads its `sec` and `nsec`.
+            Op::Ret { from, n } if n >= 2 && *record.get(from as usize + 1)? => return None,
             Op::Ret { .. } => break,
         };
         *record.get_mut(dst as usize)? = is_record;

@@ -869,14 +869,32 @@ const DIRECT_SCRIPTS: &[(&str, bool)] = &[
     // Not gatelog's `os.date`, not a plain global.
     ("os.date = function() return 'fake' end function f(tag, ts, r) r.d = os.date('%Y', ts) return 1, ts, r end", false),
     ("function f(tag, ts, r) r.p = print return 1, ts, r end", false),
+    // A `jit.attach` handler runs script code whenever gatelog compiles Lua.
+    (
+        "sep = '-' jit.attach(function() sep = sep .. '+' end, 'bc') function f(tag, ts, r) r.k = tag .. sep return 1, ts, r end",
+        false,
+    ),
+
     ("function f(tag, ts, r) r.s = string return 1, ts, r end", false),
     ("setmetatable(os, {__concat = function() return 'c' end}) function f(tag, ts, r) r.s = os .. 'x' return 1, ts, r end", false),
     ("setmetatable(_G, {}) function f(tag, ts, r) r.z = 1 return 1, ts, r end", false),
 ];
 
+/// A straight-line function that doubles 16 bytes `n` times.
+fn doubled(n: usize) -> String {
+    format!(
+        "function f(tag, ts, r) local s = 'abcdefghijklmnop' {} r.x = s return 1, ts, r end",
+        "s = s .. s ".repeat(n)
+    )
+}
+
 #[test]
 fn direct_runs_and_the_vm_agree() {
-    for (n, &(code, direct)) in DIRECT_SCRIPTS.iter().enumerate() {
+    // `..` doubling a string: up to 64 KiB directly, 1 MiB in the VM.
+    let doubling = [(doubled(12), true), (doubled(16), false)];
+    let scripts = DIRECT_SCRIPTS.iter().map(|&(c, d)| (c.to_owned(), d)).chain(doubling);
+    for (n, (code, direct)) in scripts.enumerate() {
+        let code = code.as_str();
         for extra in [&[][..], &[("enable_flb_null", "on"), ("type_int_key", "n z")][..]] {
             let mut fast = inline(code, extra);
             let mut vm = inline(code, extra);

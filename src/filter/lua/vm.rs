@@ -88,29 +88,35 @@ pub(crate) const JIT_UTIL_KEY: &str = "gatelog.jit_util";
 pub(crate) const DIRECT_GUARD_KEY: &str = "gatelog.direct_guard";
 
 /// What `super::native` must know of the VM before it runs a script's
-/// function without it: `guard(f, name…)` returns `false` when code other
-/// than `f`'s own calls could ever run in the VM (a `__gc` finalizer:
-/// `newproxy` was called, or the io library's file handles got another
-/// `__gc`), when `f`'s environment has a metatable, or when a named global
+/// function without it: `guard(f, name…)` returns `false` when script code
+/// other than `f`'s own calls could ever run in the VM (a `__gc`
+/// finalizer: `newproxy` was called, or the io library's file handles got
+/// another `__gc`; a `jit.attach` handler, which runs when gatelog
+/// compiles its own Lua code), when `f`'s environment has a metatable, or
+/// when a named global
 /// is not a string, number, boolean or nil (`{v}`) or a table (`true`
 /// when its `date` is `os.date` as gatelog installed it, else `false`).
 /// Otherwise `true` and those answers in order, plus `os.date`. Built
 /// before any script runs, so it holds the builtins as they were; the
-/// `newproxy` wrapper passes its arguments and its result through (its
-/// errors name `newproxy` as before: not a tail call).
+/// `newproxy` and `jit.attach` wrappers pass their arguments and result
+/// through (their errors name the function as before: not a tail call).
 const DIRECT_GUARD: &str = r##"
 local getfenv, getmetatable, rawget, rawequal, type, select = getfenv, getmetatable, rawget, rawequal, type, select
 local date = os.date
 local file_mt = getmetatable(io.stdout)
 local file_gc = file_mt and rawget(file_mt, "__gc")
-local finalizers = false
-local newproxy = newproxy
+local foreign = false
+local newproxy, attach = newproxy, jit.attach
 _G.newproxy = function(...)
-    finalizers = true
+    foreign = true
     return (newproxy(...))
 end
+jit.attach = function(...)
+    foreign = true
+    return (attach(...))
+end
 return function(f, ...)
-    if finalizers or (file_mt and not rawequal(rawget(file_mt, "__gc"), file_gc)) then
+    if foreign or (file_mt and not rawequal(rawget(file_mt, "__gc"), file_gc)) then
         return false
     end
     local env = getfenv(f)
