@@ -206,6 +206,8 @@ struct Program {
     ops: Vec<Op>,
     /// String constants (`Op::Str`, field keys).
     strs: Vec<Box<[u8]>>,
+    /// The same as record keys (`None`: not UTF-8, never added).
+    keys: Vec<Option<Text>>,
     /// Globals read or written, by name; `written[g]`: the function writes it.
     globals: Vec<Box<str>>,
     written: Vec<bool>,
@@ -216,6 +218,8 @@ struct Program {
     /// Globals used as plain values: the guard must not find a table.
     plain_globals: Vec<u16>,
 }
+
+type Positions = [Option<usize>; MAX_SETS];
 
 /// A value in the direct run.
 #[derive(Clone, Debug)]
@@ -288,6 +292,8 @@ pub(crate) struct Native {
     flb_null: bool,
     /// Where `..` joins its operands (kept between records).
     cat: Vec<u8>,
+    /// Where the set fields are in the last shape (see [`Native::positions`]).
+    positions: Option<(u32, Positions)>,
     /// Records run directly.
     pub(crate) runs: u64,
 }
@@ -316,8 +322,16 @@ impl Native {
         let fr2 = opcodes_match(lua, &util)?;
         let program = read(&util, func, fr2)?;
         let globals = program.written.iter().map(|_| Global::Value(V::Nil)).collect();
-        let mut native =
-            Native { program, date: None, globals, last_date: LastDate::default(), flb_null, cat: Vec::new(), runs: 0 };
+        let mut native = Native {
+            program,
+            date: None,
+            globals,
+            last_date: LastDate::default(),
+            flb_null,
+            cat: Vec::new(),
+            positions: None,
+            runs: 0,
+        };
         // After the script's top level ran; what it checks cannot change
         // later (see `typed`).
         let guard: Function = lua.named_registry_value(DIRECT_GUARD_KEY).ok()?;
@@ -364,7 +378,9 @@ impl Native {
             0 => Some(Direct::Keep),
             1 | 2 if matches!(result, V::Record) => {
                 let time = if code == 1 { time_out(&out_time)?.unwrap_or(time) } else { time };
-                fill(run.sets.as_slice(), &self.program.strs, fields, sh, int_keys, self.flb_null, plan)?;
+                let sets = run.sets.as_slice();
+                let at = positions(&mut self.positions, &self.program.strs, sets, fields, sh)?;
+                fill(sets, &at, &self.program.keys, fields, sh, int_keys, self.flb_null, plan)?;
                 Some(Direct::Replace(time))
             }
             _ => None,
@@ -593,6 +609,30 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
     }
 }
 
+/// Where each set field is among shape `sh`'s distinct keys (`None`:
+/// added). The same for every record of a shape (a straight line sets its
+/// fields in one order), so `cache` keeps them for the last shape.
+fn positions(
+    cache: &mut Option<(u32, Positions)>,
+    strs: &[Box<[u8]>],
+    sets: &[(u16, V<'_>)],
+    fields: &[(Text, Value)],
+    sh: &Shape,
+) -> Option<Positions> {
+    if let Some((id, at)) = *cache {
+        if id == sh.id {
+            return Some(at);
+        }
+    }
+    let mut at = [None; MAX_SETS];
+    for (slot, (k, _)) in at.iter_mut().zip(sets) {
+        let key: &[u8] = strs.get(*k as usize)?;
+        *slot = sh.distinct.iter().position(|&(first, _)| fields.get(first).is_some_and(|(n, _)| n.as_bytes() == key));
+    }
+    *cache = Some((sh.id, at));
+    Some(at)
+}
+
 /// `lua_tointeger` of the code (see `return_code` in `crossing.rs`).
 fn return_code(v: &V<'_>) -> i64 {
     match v {
@@ -631,9 +671,11 @@ fn record_value(v: &V<'_>, key: &str, int_keys: &[String]) -> Option<Value> {
 /// The plan for the record the VM would give back (`fill` in
 /// `crossing.rs`, with the set fields as the changed ones). `None` when
 /// the result is empty (the VM reports that).
+#[allow(clippy::too_many_arguments)]
 fn fill(
     sets: &[(u16, V<'_>)],
-    strs: &[Box<[u8]>],
+    at: &[Option<usize>],
+    keys: &[Option<Text>],
     fields: &[(Text, Value)],
     sh: &Shape,
     int_keys: &[String],
@@ -644,13 +686,7 @@ fn fill(
     for &i in &sh.later {
         plan.edit_drop(i);
     }
-    // Where each set field is among the distinct keys (`None`: added).
-    let mut at = [None; MAX_SETS];
-    let at = at.get_mut(..sets.len())?;
-    for (slot, (k, _)) in at.iter_mut().zip(sets) {
-        let key: &[u8] = strs.get(*k as usize)?;
-        *slot = sh.distinct.iter().position(|&(first, _)| fields.get(first).is_some_and(|(n, _)| n.as_bytes() == key));
-    }
+    let at = at.get(..sets.len())?;
     let mut kept = 0;
     let plain_numbers = int_keys.is_empty();
     for (bit, &(first, last)) in sh.distinct.iter().enumerate() {
@@ -706,10 +742,9 @@ fn fill(
         if pos.is_some() {
             continue;
         }
-        let key = strs.get(*k as usize)?;
-        let name = std::str::from_utf8(key).ok()?;
-        if let Some(value) = record_value(v, name, int_keys) {
-            plan.add(Text::from(name), value);
+        let key = keys.get(*k as usize)?.as_ref()?;
+        if let Some(value) = record_value(v, key, int_keys) {
+            plan.add(key.clone(), value);
         }
     }
     (kept > 0 || plan.has_added()).then_some(())
@@ -757,6 +792,7 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
         frame: frame + 2,
         fr2,
         plain_globals: Vec::new(),
+        keys: Vec::new(),
     };
     let str_index = |p: &mut Program, s: Vec<u8>| -> Option<u16> {
         if let Some(i) = p.strs.iter().position(|k| **k == *s) {
@@ -827,6 +863,7 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
         *p.written.get_mut(g as usize)? = true;
     }
     p.plain_globals = typed(&p)?;
+    p.keys = p.strs.iter().map(|s| std::str::from_utf8(s).ok().map(Text::from)).collect();
     Some(p)
 }
 

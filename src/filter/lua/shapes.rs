@@ -100,6 +100,8 @@ pub(crate) struct Shape {
     pub extras: Vec<Box<str>>,
     /// Anchor slot of the constructor; the checker sits right after.
     pub anchor: i32,
+    /// Unique among the VM's shapes: the number of its compile.
+    pub id: u32,
     used: u64,
     misses: u32,
     /// The constructor, the checker, is still to be warmed up (see the
@@ -295,6 +297,7 @@ impl Shapes {
             later,
             extras,
             anchor,
+            id: self.compiles,
             used: self.tick,
             misses: 0,
             cold_ctor: true,
