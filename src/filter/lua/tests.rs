@@ -938,3 +938,72 @@ fn the_sidecar_script_runs_directly_after_its_shape_is_known() {
     assert_eq!(fast.native.as_ref().map(|d| d.runs), Some(48));
     assert_eq!(fast.crossing.shapes.checked, 0);
 }
+
+/// A random straight-line function: field sets from constants, fields,
+/// locals, globals written before, `..` and `os.date`, then a return.
+fn random_function(next: &mut impl FnMut() -> u64) -> String {
+    const KEYS: [&str; 8] = ["a", "b", "c", "n", "f", "time", "new1", "new2"];
+    let mut locals = 0;
+    let mut global = false;
+    let mut body = String::new();
+    fn expr(next: &mut impl FnMut() -> u64, locals: usize, global: bool, depth: u32) -> String {
+        match next() % if depth > 1 { 8 } else { 10 } {
+            0 => format!("'c{}'", next() % 3),
+            1 => format!("{}", next() % 5),
+            2 => format!("r.{}", KEYS[(next() % 8) as usize]),
+            3 => "tag".into(),
+            4 => "ts".into(),
+            5 => ["os.date('%Y-%m-%d %H:%M:%S', ts)", "os.date('%H', ts)", "os.date('*t', ts)", "os.date('%Y', r.n)"]
+                [(next() % 4) as usize]
+                .into(),
+            6 if locals > 0 => format!("l{}", next() as usize % locals),
+            6 | 7 => ["nil", "true", "false"][(next() % 3) as usize].into(),
+            8 if global => "g.x".into(),
+            _ => format!("{} .. {}", expr(next, locals, global, depth + 1), expr(next, locals, global, depth + 1)),
+        }
+    }
+    for _ in 0..1 + next() % 5 {
+        match next() % 4 {
+            0 => {
+                body += &format!("local l{locals} = {} ", expr(next, locals, global, 0));
+                locals += 1;
+            }
+            1 if !global => {
+                body += "g = r ";
+                global = true;
+            }
+            _ => body += &format!("r.{} = {} ", KEYS[(next() % 8) as usize], expr(next, locals, global, 0)),
+        }
+    }
+    let code = ["1", "2", "0", "-1", "'1'", "3"][(next() % 6) as usize];
+    let time = ["ts", "1700000000.25", "'17'", "r"][(next() % 4) as usize];
+    let record = if global && next() % 2 == 0 { "g" } else { "r" };
+    format!("function f(tag, ts, r) {body}return {code}, {time}, {record} end")
+}
+
+#[test]
+fn random_straight_line_functions_run_directly_as_in_the_vm() {
+    let mut next = crate::testing::xorshift(0x00d1_7ec7);
+    let mut direct = 0;
+    for n in 0..150 {
+        let code = random_function(&mut next);
+        let mut fast = inline(&code, &[]);
+        let mut vm = inline(&code, &[]);
+        vm.native = None;
+        let mut shape = next() % 3;
+        for i in 0..40u32 {
+            if next() % 10 == 0 {
+                shape = next() % 3;
+            }
+            let mut r = shape_record(&mut next, shape);
+            r.time = Timestamp::from_f64(TS.as_f64() + f64::from(i) * 0.7);
+            let (a, ca) = apply(&mut fast, r.clone());
+            let (b, cb) = apply(&mut vm, r.clone());
+            let counts = |c: &FilterCounters| (c.errors.get(), c.drop_records.get(), c.add_records.get());
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "function {n} {code:?}, record {i}: {r:?}");
+            assert_eq!(counts(&ca), counts(&cb), "function {n} {code:?}, record {i}");
+        }
+        direct += fast.native.as_ref().map_or(0, |d| d.runs);
+    }
+    assert!(direct > 1000, "{direct} records run directly");
+}
