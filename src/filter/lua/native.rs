@@ -524,7 +524,7 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
                     if nresults >= 1 {
                         self.set(base, V::Str(Bytes::Shared(answer)))?;
                         for r in 1..nresults {
-                            self.set(base + r, V::Nil)?;
+                            self.set(base.checked_add(r)?, V::Nil)?;
                         }
                     }
                 }
@@ -547,7 +547,7 @@ impl<'a: 'r, 'r> Run<'a, 'r> {
                     self.set(dst, V::Str(Bytes::Shared(joined)))?;
                 }
                 Op::Ret { from, n } => {
-                    let at = |i: u8| if i < n { self.get(from + i).cloned() } else { Some(V::Nil) };
+                    let at = |i: u8| if i < n { self.get(from.checked_add(i)?).cloned() } else { Some(V::Nil) };
                     let code = return_code(&at(0)?);
                     return Some((code, at(1)?, at(2)?));
                 }
