@@ -888,6 +888,36 @@ fn doubled(n: usize) -> String {
     )
 }
 
+/// Run `code` with and without the direct run over `records` records of
+/// `shapes` shapes, `step` seconds apart: the same records and counters
+/// both ways. Returns how many ran directly.
+fn both_ways(
+    code: &str,
+    extra: &[(&str, &str)],
+    next: &mut impl FnMut() -> u64,
+    records: u32,
+    shapes: u64,
+    step: f64,
+) -> u64 {
+    let mut fast = inline(code, extra);
+    let mut vm = inline(code, extra);
+    vm.native = None;
+    let mut shape = next() % shapes;
+    for i in 0..records {
+        if next() % 8 == 0 {
+            shape = next() % shapes;
+        }
+        let mut r = shape_record(next, shape);
+        r.time = Timestamp::from_f64(TS.as_f64() + f64::from(i) * step);
+        let (a, ca) = apply(&mut fast, r.clone());
+        let (b, cb) = apply(&mut vm, r.clone());
+        let counts = |c: &FilterCounters| (c.errors.get(), c.drop_records.get(), c.add_records.get());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{code:?} {extra:?}, record {i}: {r:?}");
+        assert_eq!(counts(&ca), counts(&cb), "{code:?} {extra:?}, record {i}");
+    }
+    fast.native.as_ref().map_or(0, |d| d.runs)
+}
+
 #[test]
 fn direct_runs_and_the_vm_agree() {
     // `..` doubling a string: up to 64 KiB directly, 1 MiB in the VM.
@@ -896,25 +926,9 @@ fn direct_runs_and_the_vm_agree() {
     for (n, (code, direct)) in scripts.enumerate() {
         let code = code.as_str();
         for extra in [&[][..], &[("enable_flb_null", "on"), ("type_int_key", "n z")][..]] {
-            let mut fast = inline(code, extra);
-            let mut vm = inline(code, extra);
-            vm.native = None;
+            // Records 0.3 s apart: `os.date` answers change every few.
             let mut next = crate::testing::xorshift(0x51f1_5eed + n as u64);
-            let mut shape = 0;
-            for i in 0..300u32 {
-                if next() % 8 == 0 {
-                    shape = next() % 4;
-                }
-                let mut r = shape_record(&mut next, shape);
-                // Records 0.3 s apart: `os.date` answers change every few.
-                r.time = Timestamp::from_f64(TS.as_f64() + f64::from(i) * 0.3);
-                let (a, ca) = apply(&mut fast, r.clone());
-                let (b, cb) = apply(&mut vm, r.clone());
-                let counts = |c: &FilterCounters| (c.errors.get(), c.drop_records.get(), c.add_records.get());
-                assert_eq!(format!("{a:?}"), format!("{b:?}"), "script {code:?} {extra:?}, record {i}: {r:?}");
-                assert_eq!(counts(&ca), counts(&cb), "script {code:?}, record {i}");
-            }
-            let runs = fast.native.as_ref().map_or(0, |d| d.runs);
+            let runs = both_ways(code, extra, &mut next, 300, 4, 0.3);
             if direct {
                 assert!(runs > 50, "{code:?} {extra:?}: {runs} records run directly");
             } else {
@@ -985,25 +999,9 @@ fn random_function(next: &mut impl FnMut() -> u64) -> String {
 fn random_straight_line_functions_run_directly_as_in_the_vm() {
     let mut next = crate::testing::xorshift(0x00d1_7ec7);
     let mut direct = 0;
-    for n in 0..150 {
+    for _ in 0..150 {
         let code = random_function(&mut next);
-        let mut fast = inline(&code, &[]);
-        let mut vm = inline(&code, &[]);
-        vm.native = None;
-        let mut shape = next() % 3;
-        for i in 0..40u32 {
-            if next() % 10 == 0 {
-                shape = next() % 3;
-            }
-            let mut r = shape_record(&mut next, shape);
-            r.time = Timestamp::from_f64(TS.as_f64() + f64::from(i) * 0.7);
-            let (a, ca) = apply(&mut fast, r.clone());
-            let (b, cb) = apply(&mut vm, r.clone());
-            let counts = |c: &FilterCounters| (c.errors.get(), c.drop_records.get(), c.add_records.get());
-            assert_eq!(format!("{a:?}"), format!("{b:?}"), "function {n} {code:?}, record {i}: {r:?}");
-            assert_eq!(counts(&ca), counts(&cb), "function {n} {code:?}, record {i}");
-        }
-        direct += fast.native.as_ref().map_or(0, |d| d.runs);
+        direct += both_ways(&code, &[], &mut next, 40, 3, 0.7);
     }
     assert!(direct > 1000, "{direct} records run directly");
 }
