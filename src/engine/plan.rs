@@ -215,6 +215,10 @@ fn reads(filters: &[FilterInstance], outputs: &[OutputInstance]) -> Reads {
 /// Narrow the parsers to [`reads`] when it is a list of keys; each
 /// narrowed parser described.
 fn project(inputs: &mut [InputPlan], filters: &mut [FilterInstance], outputs: &[OutputInstance]) -> Vec<String> {
+    let max_message = inputs.iter().map(|i| i.settings.max_message).max().unwrap_or(usize::MAX);
+    for f in filters.iter_mut() {
+        f.filter.bound_records(max_message);
+    }
     let reads = reads(filters, outputs);
     let mut narrowed = Vec::new();
     if let Reads::Keys(keys) = &reads {
@@ -468,6 +472,8 @@ mod tests {
             "function f(t, ts, r) r.d = os.date('%Y', r.t) r.t = nil return 1, ts, r end",
             // The record as the time: the VM reads its `sec` and `nsec`.
             "function f(t, ts, r) r.t = 'x' return 1, r, r end",
+            // A `date` of the script's own, which may read any field.
+            "util = {date = function() return cur.a end} function f(t, ts, r) cur = r r.x = util.date('%Y', ts) .. '' return 1, ts, r end",
         ] {
             let p = plan(&format!(
                 "[FILTER]\n    Name lua\n    Match *\n    code {code}\n    call f\n[OUTPUT]\n    Name null\n    Match *\n"

@@ -67,6 +67,14 @@ impl Filter {
         }
     }
 
+    /// The largest message an input takes (a Lua filter's direct run and
+    /// its reads depend on it, see `lua::native`).
+    pub fn bound_records(&mut self, max_message: usize) {
+        if let Filter::Lua(f) = self {
+            f.bound_records(max_message);
+        }
+    }
+
     /// Let the parsers of this filter build only `reads`; the name of each
     /// parser that does and the fields it builds.
     pub fn project(&mut self, reads: &BTreeSet<String>) -> Vec<(String, Vec<String>)> {

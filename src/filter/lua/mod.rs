@@ -193,9 +193,19 @@ impl LuaFilter {
     /// The top-level fields this filter can observe: those its function
     /// reads and sets when it runs directly ([`native`]), else all.
     pub fn reads(&self) -> Reads {
-        match self.native.as_ref().and_then(|n| n.reads()) {
+        match self.native.as_ref().filter(|n| !n.checks_size()).and_then(|n| n.reads()) {
             Some(keys) => Reads::keys(keys),
             None => Reads::All,
+        }
+    }
+
+    /// The largest message an input takes: when a record of it could
+    /// come near the memory limit in the VM, each record's size is checked
+    /// before a direct run, and the filter reads the whole record (the
+    /// VM's memory error depends on every field).
+    pub fn bound_records(&mut self, max_message: usize) {
+        if let Some(n) = self.native.as_mut() {
+            n.bound_records(max_message);
         }
     }
 

@@ -40,7 +40,8 @@
 //! - Globals read are resolved once, by a guard that runs when the filter
 //!   is built (after the script's top level): the function's environment
 //!   without a metatable, each global a string, number, boolean or nil, or
-//!   a table (used only for its `date`, which must be gatelog's `os.date`).
+//!   a table used only for its `date`, which must be gatelog's `os.date`
+//!   (any other `date` would be the script's code).
 //!   Nothing can change them later: only script code could, and the typing
 //!   above means the VM's own runs of this function write nothing but its
 //!   globals, the record and `os.date`'s memo, and call no metamethod.
@@ -55,10 +56,13 @@
 //!   compiles its own Lua code).
 //! - Limits: the direct run executes a few dozen bytecodes' worth, makes
 //!   at most [`MAX_JOINED`] bytes with `..` (beyond, the VM runs the
-//!   record) and allocates nothing in the VM, so it is used only when the
-//!   instruction limit is off or at least [`MIN_INSTRUCTION_LIMIT`] and the
-//!   memory limit off or at least [`MIN_MEMORY_LIMIT`] with the heap the
-//!   script kept at its top level within a quarter of it: there the VM's
+//!   record) and allocates in the VM only when `os.date` misses its memo
+//!   (the format and the answer). It is used only when the instruction
+//!   limit is off or at least [`MIN_INSTRUCTION_LIMIT`] and the memory
+//!   limit off or at least [`MIN_MEMORY_LIMIT`] with the heap the script
+//!   kept at its top level within a quarter of it, and for records within
+//!   an eighth of the memory limit ([`MAX_RECORD_SHARE`]; measured only
+//!   when an input's messages could make a larger one): there the VM's
 //!   run of the same function could not trip them either (the collector
 //!   keeps heap and garbage within half the limit, see `crossing.rs`).
 //! - Opcodes: LuaJIT 2.1's numbering, checked against the VM at load by
@@ -66,7 +70,8 @@
 //!
 //! Such a function also tells which fields it can observe ([`field_reads`]):
 //! the plan then lets the JSON and rfc3164 parsers build only those (see
-//! `record/reads.rs`), as for a pipeline without Lua.
+//! `record/reads.rs`), as for a pipeline without Lua, unless records could
+//! be large enough for the VM's memory error, which depends on every field.
 //!
 //! Differential tests run scripts in and out of the subset over the same
 //! records both ways (`tests.rs`), and the sidecar job narrowed and whole
@@ -217,6 +222,8 @@ struct Program {
     fr2: bool,
     /// Globals used as plain values: the guard must not find a table.
     plain_globals: Vec<u16>,
+    /// Globals whose `date` is read: the guard must find gatelog's `os.date` there.
+    date_globals: Vec<u16>,
 }
 
 type Positions = [Option<usize>; MAX_SETS];
@@ -296,7 +303,21 @@ pub(crate) struct Native {
     positions: Option<(u32, Positions)>,
     /// Records run directly.
     pub(crate) runs: u64,
+    /// `memory_limit` (0: none).
+    memory_limit: u64,
+    /// Whether a record could be large enough to reach the memory limit
+    /// in the VM: then each is measured (see [`MAX_RECORD_SHARE`]).
+    check_size: bool,
 }
+
+/// A record the direct run takes is at most this share of the memory
+/// limit: the VM's run of it (its table and strings, at most ~2× its
+/// bytes, and 256 KiB of `..`) then fits in the half of the limit the
+/// collector keeps free (`crossing.rs`).
+const MAX_RECORD_SHARE: u64 = 8;
+/// A record is at most this many times its message (the message kept
+/// whole, the fields parsed from it, a header's).
+const RECORD_PER_MESSAGE: u64 = 3;
 
 impl Native {
     /// The direct runner for `func`, if it is in the subset and the
@@ -331,11 +352,25 @@ impl Native {
             cat: Vec::new(),
             positions: None,
             runs: 0,
+            memory_limit,
+            check_size: memory_limit > 0,
         };
         // After the script's top level ran; what it checks cannot change
         // later (see `typed`).
         let guard: Function = lua.named_registry_value(DIRECT_GUARD_KEY).ok()?;
         native.ask_guard(lua, &guard, func).ok()?.then_some(native)
+    }
+
+    /// Records come from messages of at most `max_message` bytes.
+    pub(crate) fn bound_records(&mut self, max_message: usize) {
+        let record = (max_message as u64).saturating_mul(RECORD_PER_MESSAGE);
+        self.check_size = self.memory_limit > 0 && record > self.memory_limit / MAX_RECORD_SHARE;
+    }
+
+    /// Whether records are measured before a direct run (see
+    /// [`Native::bound_records`]).
+    pub(crate) fn checks_size(&self) -> bool {
+        self.check_size
     }
 
     /// The record fields the function can observe (see [`field_reads`]).
@@ -357,6 +392,12 @@ impl Native {
         locale: u64,
         plan: &mut Plan,
     ) -> Option<Direct> {
+        if self.check_size {
+            let bytes: u64 = fields.iter().map(|(k, v)| (k.len() + v.as_str().map_or(8, str::len)) as u64).sum();
+            if bytes > self.memory_limit / MAX_RECORD_SHARE {
+                return None;
+            }
+        }
         let cat = std::mem::take(&mut self.cat);
         let mut run = Run {
             lua,
@@ -418,8 +459,8 @@ impl Native {
                 mlua::Value::Table(t) => match t.raw_get::<mlua::Value>(1)? {
                     mlua::Value::Nil => V::Nil,
                     mlua::Value::Boolean(b) => V::Bool(b),
-                    mlua::Value::Integer(n) => V::Num(n as f64),
-                    mlua::Value::Number(n) => V::Num(n),
+                    // As `f64`, not through `Value` (see `number` in `read`).
+                    mlua::Value::Integer(_) | mlua::Value::Number(_) => V::Num(t.raw_get::<f64>(1)?),
                     mlua::Value::String(s) => V::Str(Bytes::Shared(Rc::from(&*s.as_bytes()))),
                     _ => return Ok(false),
                 },
@@ -431,7 +472,15 @@ impl Native {
             .plain_globals
             .iter()
             .any(|&g| matches!(self.globals.get(g as usize), Some(Global::Value(V::Table(_)))));
-        if table_used_plain {
+        // A `date` read from anything but a table holding gatelog's
+        // `os.date` would run other code in the VM (a function of the
+        // script's, an `__index`).
+        let other_date = self
+            .program
+            .date_globals
+            .iter()
+            .any(|&g| !matches!(self.globals.get(g as usize), Some(Global::Value(V::Table(true)))));
+        if table_used_plain || other_date {
             return Ok(false);
         }
         self.date = Some(date);
@@ -773,13 +822,9 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
             _ => None,
         }
     };
-    let number = |d: u32| -> Option<f64> {
-        match funck.call::<mlua::Value>((func.clone(), i64::from(d))).ok()? {
-            mlua::Value::Number(n) => Some(n),
-            mlua::Value::Integer(n) => Some(n as f64),
-            _ => None,
-        }
-    };
+    // As `f64`: mlua's `Value` makes a number within `f64::EPSILON` of an
+    // integer that integer (1e-20 would become 0).
+    let number = |d: u32| -> Option<f64> { funck.call::<f64>((func.clone(), i64::from(d))).ok() };
     if op_of(ins(0)?) != bc::FUNCF {
         return None;
     }
@@ -792,6 +837,7 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
         frame: frame + 2,
         fr2,
         plain_globals: Vec::new(),
+        date_globals: Vec::new(),
         keys: Vec::new(),
     };
     let str_index = |p: &mut Program, s: Vec<u8>| -> Option<u16> {
@@ -862,7 +908,18 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
     for g in written_yet {
         *p.written.get_mut(g as usize)? = true;
     }
-    p.plain_globals = typed(&p)?;
+    (p.plain_globals, p.date_globals) = typed(&p)?;
+    // Each set field and written global takes a place in a run's `Few`.
+    let distinct = |mut keys: Vec<u16>| {
+        keys.sort_unstable();
+        keys.dedup();
+        keys.len()
+    };
+    let field_sets = p.ops.iter().filter_map(|op| if let Op::SetField { k, .. } = op { Some(*k) } else { None });
+    let global_sets = p.ops.iter().filter_map(|op| if let Op::SetGlobal { g, .. } = op { Some(*g) } else { None });
+    if distinct(field_sets.collect()) > MAX_SETS || distinct(global_sets.collect()) > MAX_SETS {
+        return None;
+    }
     p.keys = p.strs.iter().map(|s| std::str::from_utf8(s).ok().map(Text::from)).collect();
     Some(p)
 }
@@ -946,13 +1003,14 @@ enum Is {
 /// each call one of that `date` with plain arguments, each `..` of plain
 /// values. A global read may stand for a plain value: it is returned, and
 /// the guard must find it is not a table.
-fn typed(p: &Program) -> Option<Vec<u16>> {
+fn typed(p: &Program) -> Option<(Vec<u16>, Vec<u16>)> {
     let mut slots = vec![Is::Plain; p.frame];
     if let Some(r) = slots.get_mut(2).filter(|_| p.params >= 3) {
         *r = Is::Record;
     }
     let mut globals: Vec<Is> = (0..p.globals.len()).map(|g| Is::Global(g as u16)).collect();
     let mut plain_globals = Vec::new();
+    let mut date_globals = Vec::new();
     let is = |slots: &[Is], i: u8| slots.get(i as usize).copied();
     // Plain, or a global that must be.
     let mut plain = |v: Option<Is>| match v {
@@ -977,7 +1035,10 @@ fn typed(p: &Program) -> Option<Vec<u16>> {
             }
             Op::Field { dst, table, k } => match is(&slots, table) {
                 Some(Is::Record) => (dst, Some(Is::Plain)),
-                Some(Is::Global(_)) if p.strs.get(k as usize).is_some_and(|s| **s == *b"date") => (dst, Some(Is::Date)),
+                Some(Is::Global(g)) if p.strs.get(k as usize).is_some_and(|s| **s == *b"date") => {
+                    date_globals.push(g);
+                    (dst, Some(Is::Date))
+                }
                 _ => return None,
             },
             Op::SetField { src, table, .. } => {
@@ -1004,7 +1065,7 @@ fn typed(p: &Program) -> Option<Vec<u16>> {
                 }
                 (dst, Some(Is::Plain))
             }
-            Op::Ret { .. } => return Some(plain_globals),
+            Op::Ret { .. } => return Some((plain_globals, date_globals)),
         };
         match (now, slots.get_mut(dst as usize)) {
             (Some(v), Some(slot)) => *slot = v,
@@ -1099,6 +1160,8 @@ mod tests {
             "return function(t, ts, r) r.x = r .. 'x' return 1, ts, r end",
             "return function(t, ts, r) r.x = r return 1, ts, r end",
             "return function(t, ts, r) local q = r.a r.x = q.y return 1, ts, r end",
+            // More fields set than a run holds.
+            "return function(t, ts, r) r.a, r.b, r.c, r.d, r.e, r.f, r.g, r.h, r.i = 1, 2, 3, 4, 5, 6, 7, 8, 9 return 1, ts, r end",
         ] {
             let f: Function = lua.load(code).eval().unwrap();
             assert!(Native::new(&lua, &f, false, 0, 0, false).is_none(), "{code}");

@@ -869,6 +869,10 @@ const DIRECT_SCRIPTS: &[(&str, bool)] = &[
     // Not gatelog's `os.date`, not a plain global.
     ("os.date = function() return 'fake' end function f(tag, ts, r) r.d = os.date('%Y', ts) return 1, ts, r end", false),
     ("function f(tag, ts, r) r.p = print return 1, ts, r end", false),
+    // Numbers too small for mlua's integer guess stay what they are.
+    ("eps = 1e-20 function f(tag, ts, r) r.x = 1e-20 r.y = eps r.z = -2.5e-300 return 1, ts, r end", true),
+    // A `date` that is not gatelog's `os.date` runs the script's code.
+    ("util = {date = function() return cur.a end} function f(tag, ts, r) cur = r r.x = util.date('%Y', ts) return 1, ts, r end", false),
     // A `jit.attach` handler runs script code whenever gatelog compiles Lua.
     (
         "sep = '-' jit.attach(function() sep = sep .. '+' end, 'bc') function f(tag, ts, r) r.k = tag .. sep return 1, ts, r end",
@@ -1004,4 +1008,25 @@ fn random_straight_line_functions_run_directly_as_in_the_vm() {
         direct += both_ways(&code, &[], &mut next, 40, 3, 0.7);
     }
     assert!(direct > 1000, "{direct} records run directly");
+}
+
+#[test]
+fn a_record_that_could_reach_the_memory_limit_goes_to_the_vm() {
+    let code = "function f(tag, ts, r) r.t = tag .. '!' return 1, ts, r end";
+    let mut f = inline(code, &[("memory_limit", "16M")]);
+    let small = || rec(&[("a", s("x")), ("b", s("y"))]);
+    for _ in 0..4 {
+        apply(&mut f, small());
+    }
+    let runs = |f: &LuaFilter| f.native.as_ref().map_or(0, |d| d.runs);
+    let before = runs(&f);
+    assert!(before > 0);
+    // Over an eighth of the limit: its table and strings in the VM could
+    // reach it, so the VM decides.
+    let big = rec(&[("a", s(&"x".repeat(2 << 20))), ("b", s("y"))]);
+    let (out, _) = apply(&mut f, big.clone());
+    assert_eq!(runs(&f), before);
+    assert_eq!(out.len(), 1);
+    apply(&mut f, small());
+    assert_eq!(runs(&f), before + 1);
 }
