@@ -52,8 +52,8 @@
 //!   unless a script made it run there, so the guard refuses a VM where
 //!   `newproxy` was ever called or the file handles' `__gc` was replaced
 //!   (a `__gc` finalizer: the only ways to make one here, without `debug`
-//!   and `ffi`) or a `jit.attach` handler was set (it runs when gatelog
-//!   compiles its own Lua code).
+//!   and `ffi`); `jit.attach`, whose handlers would run when gatelog
+//!   compiles its own Lua code, raises an error for scripts (`vm.rs`).
 //! - Limits: the direct run executes a few dozen bytecodes' worth, makes
 //!   at most [`MAX_JOINED`] bytes with `..` (beyond, the VM runs the
 //!   record) and allocates in the VM only when `os.date` misses its memo

@@ -52,6 +52,11 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
     jit.get::<Function>("off")?.call::<()>(())?;
     jit.get::<Function>("flush")?.call::<()>(())?;
     jit.set("on", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    // A `jit.attach` handler runs whenever LuaJIT compiles or traces, that
+    // is while gatelog builds and warms up its own Lua code: outside any
+    // script call, so outside the instruction limit (an endless handler
+    // would stall the pipeline). Kept for gatelog's tests only.
+    lua.set_named_registry_value(JIT_ATTACH_KEY, jit.get::<Function>("attach")?)?;
     globals.set("flb_null", LightUserData(std::ptr::null_mut()))?;
     // The builtin `next`, before any script can replace the global, for the
     // generated code of `super::shapes`.
@@ -82,6 +87,9 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
     Ok(lua)
 }
 
+/// Registry name of LuaJIT's own `jit.attach` (scripts get one that raises).
+pub(crate) const JIT_ATTACH_KEY: &str = "gatelog.jit_attach";
+
 /// Registry name of LuaJIT's `jit.util` (bytecode of a function).
 pub(crate) const JIT_UTIL_KEY: &str = "gatelog.jit_util";
 /// Registry name of [`DIRECT_GUARD`]'s function.
@@ -91,29 +99,28 @@ pub(crate) const DIRECT_GUARD_KEY: &str = "gatelog.direct_guard";
 /// function without it: `guard(f, name…)` returns `false` when script code
 /// other than `f`'s own calls could ever run in the VM (a `__gc`
 /// finalizer: `newproxy` was called, or the io library's file handles got
-/// another `__gc`; a `jit.attach` handler, which runs when gatelog
-/// compiles its own Lua code), when `f`'s environment has a metatable, or
-/// when a named global
+/// another `__gc`; `jit.attach`, whose handlers would run when gatelog
+/// compiles its own Lua code, raises instead), when `f`'s environment has
+/// a metatable, or when a named global
 /// is not a string, number, boolean or nil (`{v}`) or a table (`true`
 /// when its `date` is `os.date` as gatelog installed it, else `false`).
 /// Otherwise `true` and those answers in order, plus `os.date`. Built
 /// before any script runs, so it holds the builtins as they were; the
-/// `newproxy` and `jit.attach` wrappers pass their arguments and result
-/// through (their errors name the function as before: not a tail call).
+/// `newproxy` wrapper passes its arguments and result through (its errors
+/// name `newproxy` as before: not a tail call).
 const DIRECT_GUARD: &str = r##"
 local getfenv, getmetatable, rawget, rawequal, type, select = getfenv, getmetatable, rawget, rawequal, type, select
 local date = os.date
 local file_mt = getmetatable(io.stdout)
 local file_gc = file_mt and rawget(file_mt, "__gc")
 local foreign = false
-local newproxy, attach = newproxy, jit.attach
+local newproxy = newproxy
 _G.newproxy = function(...)
     foreign = true
     return (newproxy(...))
 end
-jit.attach = function(...)
-    foreign = true
-    return (attach(...))
+jit.attach = function()
+    error("jit.attach is disabled in gatelog (its handlers would run outside the instruction limit)", 2)
 end
 return function(f, ...)
     if foreign or (file_mt and not rawequal(rawget(file_mt, "__gc"), file_gc)) then
