@@ -94,8 +94,9 @@ pub struct LuaFilter {
 // because they share reference counts, and the crossing's key cache holds
 // raw addresses of strings inside the VM. Every handle into this VM (`lua`,
 // the anchor table's registry key and interned strings in `crossing`, the
-// hook's budget) is owned by this struct and never handed out, so the whole
-// VM moves between threads as one unit and is only used through
+// hook's budget, the direct runner's `os.date`) is owned by this struct and
+// never handed out, and so are the direct runner's `Rc` strings, so the
+// whole VM moves between threads as one unit and is only used through
 // `&mut self`. mlua keeps no thread-local state, and a LuaJIT state is not
 // tied to a thread.
 unsafe impl Send for LuaFilter {}
