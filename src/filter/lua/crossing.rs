@@ -43,7 +43,7 @@ use super::convert::Converter;
 use super::keys::{KeyCache, Origins};
 use super::limits::Limits;
 use super::push::{self, key_index, Pusher, FUNC, NSEC, PARKED, SEC, SETTLE, TAG};
-use super::reuse::{self, Plan, Scalar, Walked};
+use super::reuse::{self, Plan, Scalar, Unchanged, Walked};
 use super::shapes::{Shape, Shapes, MAX_EXTRAS};
 use super::stack::{Entry, Kind, Stack, ERRMEM};
 use crate::record::{lossy_string, Text, Timestamp, Value};
@@ -485,13 +485,10 @@ fn fill(
                 Scalar::Table => return None,
             }
         } else {
-            let edit = match v {
-                Value::Str(_) | Value::Bool(_) => Edit::Keep,
-                Value::Null if flb_null => Edit::Keep,
-                Value::Null => Edit::Drop,
-                Value::Int(n) => Edit::Set(reuse::lua_number(*n as f64, key, int_keys)),
-                Value::Float(f) => Edit::Set(reuse::lua_number(*f, key, int_keys)),
-                Value::Array(_) | Value::Map(_) => return None,
+            let edit = match reuse::unchanged(v, key, int_keys, flb_null)? {
+                Unchanged::Same => Edit::Keep,
+                Unchanged::Becomes(n) => Edit::Set(n),
+                Unchanged::Gone => Edit::Drop,
             };
             present += usize::from(!matches!(edit, Edit::Drop));
             edit
@@ -536,21 +533,29 @@ fn add_extras(st: &mut Stack, sh: &Shape, extras_at: i32, int_keys: &[String], p
 /// convert, anything else (including no result) is 0 = keep.
 fn return_code(st: &Stack, idx: i32) -> i64 {
     match st.kind(idx) {
-        Kind::Number => {
-            let f = st.number(idx);
-            if f.is_finite() {
-                f as i64
-            } else {
-                0
-            }
-        }
-        Kind::String => parse_number(st.bytes(idx)).map_or(0, |f| f as i64),
+        Kind::Number => code_of_number(st.number(idx)),
+        Kind::String => st.bytes(idx).map_or(0, code_of_string),
         _ => 0,
     }
 }
 
-fn parse_number(bytes: Option<&[u8]>) -> Option<f64> {
-    std::str::from_utf8(bytes?).ok()?.trim().parse::<f64>().ok()
+/// A number code, truncated (0 when not finite).
+pub(crate) fn code_of_number(f: f64) -> i64 {
+    if f.is_finite() {
+        f as i64
+    } else {
+        0
+    }
+}
+
+/// A string code: its number, truncated; 0 when it is none.
+pub(crate) fn code_of_string(b: &[u8]) -> i64 {
+    parse_number(b).map_or(0, |f| f as i64)
+}
+
+/// A numeric string (a code or a time) as read back.
+pub(crate) fn parse_number(b: &[u8]) -> Option<f64> {
+    std::str::from_utf8(b).ok()?.trim().parse::<f64>().ok()
 }
 
 /// The script's returned time: a number, a numeric string, or a
@@ -558,7 +563,7 @@ fn parse_number(bytes: Option<&[u8]>) -> Option<f64> {
 fn timestamp_out(st: &mut Stack, idx: i32) -> Option<Timestamp> {
     match st.kind(idx) {
         Kind::Number => Some(Timestamp::from_f64(st.number(idx))),
-        Kind::String => parse_number(st.bytes(idx)).map(Timestamp::from_f64),
+        Kind::String => st.bytes(idx).and_then(parse_number).map(Timestamp::from_f64),
         Kind::Table => {
             let base = st.top();
             st.raw_geti(ANCHORS, SEC);

@@ -84,7 +84,8 @@ use std::sync::Arc;
 
 use mlua::{Function, Lua, Table};
 
-use super::reuse::{lua_number, Plan};
+use super::crossing::{code_of_number, code_of_string, parse_number};
+use super::reuse::{lua_number, unchanged, Plan, Unchanged};
 use super::shapes::Shape;
 use super::vm::{DIRECT_GUARD_KEY, JIT_UTIL_KEY};
 use crate::record::{lossy_text, Text, Timestamp, Value};
@@ -685,14 +686,10 @@ fn positions(
 /// `lua_tointeger` of the code (see `return_code` in `crossing.rs`).
 fn return_code(v: &V<'_>) -> i64 {
     match v {
-        V::Num(f) if f.is_finite() => *f as i64,
-        V::Str(b) => parse_number(b).map_or(0, |f| f as i64),
+        V::Num(f) => code_of_number(*f),
+        V::Str(b) => code_of_string(b),
         _ => 0,
     }
-}
-
-fn parse_number(b: &[u8]) -> Option<f64> {
-    std::str::from_utf8(b).ok()?.trim().parse::<f64>().ok()
 }
 
 /// The returned time (see `timestamp_out` in `crossing.rs`): `Some(None)`
@@ -737,54 +734,27 @@ fn fill(
     }
     let at = at.get(..sets.len())?;
     let mut kept = 0;
-    let plain_numbers = int_keys.is_empty();
     for (bit, &(first, last)) in sh.distinct.iter().enumerate() {
         if first != last {
             plan.edit_move(first, last);
         }
-        let (_, v) = fields.get(last)?;
-        let set = at.iter().position(|&p| p == Some(bit));
-        // Most fields: unchanged, and Lua gives back what it was given.
-        match v {
-            _ if set.is_some() => {}
-            Value::Str(_) | Value::Bool(_) => {
-                kept += 1;
-                continue;
-            }
-            Value::Int(n) if plain_numbers && n.unsigned_abs() <= 1 << 53 => {
-                kept += 1;
-                continue;
-            }
-            Value::Float(f) if plain_numbers && f.fract() != 0.0 => {
-                kept += 1;
-                continue;
-            }
-            _ => {}
-        }
-        let (key, _) = fields.get(first)?;
-        let edit = match (set.and_then(|j| sets.get(j)), v) {
-            (Some((_, sv)), _) => match record_value(sv, key, int_keys) {
-                Some(n) => Some(n),
-                None => {
-                    plan.edit_drop(first);
-                    continue;
-                }
+        let ((key, _), (_, v)) = (fields.get(first)?, fields.get(last)?);
+        // `key` is read only for a number Lua would change and a set field.
+        let now = match at.iter().position(|&p| p == Some(bit)).and_then(|j| sets.get(j)) {
+            None => unchanged(v, key, int_keys, flb_null)?,
+            Some((_, sv)) => match record_value(sv, key, int_keys) {
+                Some(n) if n == *v => Unchanged::Same,
+                Some(n) => Unchanged::Becomes(n),
+                None => Unchanged::Gone,
             },
-            (None, Value::Str(_) | Value::Bool(_)) => None,
-            (None, Value::Null) if flb_null => None,
-            (None, Value::Null) => {
-                plan.edit_drop(first);
-                continue;
-            }
-            (None, Value::Int(n)) => Some(lua_number(*n as f64, key, int_keys)),
-            (None, Value::Float(f)) => Some(lua_number(*f, key, int_keys)),
-            (None, Value::Array(_) | Value::Map(_)) => return None,
         };
-        kept += 1;
-        if let Some(n) = edit {
-            if n != *v {
+        match now {
+            Unchanged::Same => kept += 1,
+            Unchanged::Becomes(n) => {
+                kept += 1;
                 plan.edit_set(first, n);
             }
+            Unchanged::Gone => plan.edit_drop(first),
         }
     }
     for ((k, v), pos) in sets.iter().zip(at.iter()) {

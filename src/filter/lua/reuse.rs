@@ -310,6 +310,34 @@ pub(crate) fn scalar(st: &Stack, idx: i32, kind: Kind, key: &str, int_keys: &[St
     })
 }
 
+/// An original value the script did not change, as Lua gives it back.
+pub(crate) enum Unchanged {
+    Same,
+    Becomes(Value),
+    /// A null without `enable_flb_null` (`nil`: the key is gone).
+    Gone,
+}
+
+/// How `v` under `key` comes back unchanged: a number as a Lua number
+/// ([`lua_number`]), a null as `nil` or `flb_null`. `None` for a table
+/// (the general conversion reads those).
+#[inline(always)]
+pub(crate) fn unchanged(v: &Value, key: &Text, int_keys: &[String], flb_null: bool) -> Option<Unchanged> {
+    let plain = int_keys.is_empty();
+    let number = |n: Value| if n == *v { Unchanged::Same } else { Unchanged::Becomes(n) };
+    Some(match v {
+        Value::Str(_) | Value::Bool(_) => Unchanged::Same,
+        // What `lua_number` gives back for these is the value itself.
+        Value::Int(n) if plain && n.unsigned_abs() <= 1 << 53 => Unchanged::Same,
+        Value::Float(f) if plain && f.fract() != 0.0 => Unchanged::Same,
+        Value::Int(n) => number(lua_number(*n as f64, key, int_keys)),
+        Value::Float(f) => number(lua_number(*f, key, int_keys)),
+        Value::Null if flb_null => Unchanged::Same,
+        Value::Null => Unchanged::Gone,
+        Value::Array(_) | Value::Map(_) => return None,
+    })
+}
+
 /// A Lua number under `key` as a record value: truncated for a
 /// `type_int_key`, else [`number`].
 #[inline]
