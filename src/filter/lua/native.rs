@@ -68,7 +68,7 @@
 //! - Opcodes: LuaJIT 2.1's numbering, checked against the VM at load by
 //!   compiling one example of each; on any difference the direct run is off.
 //!
-//! Such a function also tells which fields it can observe ([`field_reads`]):
+//! Such a function also tells which fields it can observe ([`Typed::reads`]):
 //! the plan then lets the JSON and rfc3164 parsers build only those (see
 //! `record/reads.rs`), as for a pipeline without Lua, unless records could
 //! be large enough for the VM's memory error, which depends on every field.
@@ -225,6 +225,8 @@ struct Program {
     plain_globals: Vec<u16>,
     /// Globals whose `date` is read: the guard must find gatelog's `os.date` there.
     date_globals: Vec<u16>,
+    /// The record fields it can observe (see [`Typed::reads`]).
+    reads: Option<Vec<String>>,
 }
 
 type Positions = [Option<usize>; MAX_SETS];
@@ -374,9 +376,9 @@ impl Native {
         self.check_size
     }
 
-    /// The record fields the function can observe (see [`field_reads`]).
+    /// The record fields the function can observe (see [`Typed::reads`]).
     pub(crate) fn reads(&self) -> Option<Vec<String>> {
-        field_reads(&self.program)
+        self.program.reads.clone()
     }
 
     /// Run the function on a record of shape `sh` (`fields`); `None`: the
@@ -809,6 +811,7 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
         plain_globals: Vec::new(),
         date_globals: Vec::new(),
         keys: Vec::new(),
+        reads: None,
     };
     let str_index = |p: &mut Program, s: Vec<u8>| -> Option<u16> {
         if let Some(i) = p.strs.iter().position(|k| **k == *s) {
@@ -878,7 +881,8 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
     for g in written_yet {
         *p.written.get_mut(g as usize)? = true;
     }
-    (p.plain_globals, p.date_globals) = typed(&p)?;
+    let Typed { plain_globals, date_globals, reads } = typed(&p)?;
+    (p.plain_globals, p.date_globals, p.reads) = (plain_globals, date_globals, reads);
     // Each set field and written global takes a place in a run's `Few`.
     let distinct = |mut keys: Vec<u16>| {
         keys.sort_unstable();
@@ -892,64 +896,6 @@ fn read(util: &Table, func: &Function, fr2: bool) -> Option<Program> {
     }
     p.keys = p.strs.iter().map(|s| std::str::from_utf8(s).ok().map(Text::from)).collect();
     Some(p)
-}
-
-/// The record fields the function can observe, when that is all it can
-/// observe of the record: the keys it reads or sets, provided one field it
-/// sets last is surely not nil (so the record it returns is never empty,
-/// whatever other fields exist). `None`: the whole record matters.
-fn field_reads(p: &Program) -> Option<Vec<String>> {
-    let mut record = vec![false; p.frame];
-    let mut sure = vec![false; p.frame];
-    for i in 0..(p.params as usize).min(3) {
-        *sure.get_mut(i)? = true;
-    }
-    *record.get_mut(2)? = p.params >= 3;
-    let mut global_record = vec![false; p.globals.len()];
-    let mut keys: Vec<u16> = Vec::new();
-    let mut last_set: Vec<(u16, bool)> = Vec::new();
-    for op in &p.ops {
-        let (dst, is_record, is_sure) = match *op {
-            Op::Mov { dst, src } => (dst, *record.get(src as usize)?, *sure.get(src as usize)?),
-            Op::Str { dst, .. } | Op::Num { dst, .. } => (dst, false, true),
-            Op::Pri { dst, p } => (dst, false, p > 0),
-            Op::GetGlobal { dst, g } => (dst, *global_record.get(g as usize)?, false),
-            Op::SetGlobal { src, g } => {
-                *global_record.get_mut(g as usize)? = *record.get(src as usize)?;
-                continue;
-            }
-            Op::Field { dst, table, k } => {
-                if *record.get(table as usize)? {
-                    keys.push(k);
-                }
-                (dst, false, false)
-            }
-            Op::SetField { src, k, .. } => {
-                keys.push(k);
-                last_set.retain(|(key, _)| *key != k);
-                last_set.push((k, *sure.get(src as usize)?));
-                continue;
-            }
-            Op::Call { base, .. } => {
-                // `os.date` answers nil for a time `localtime` refuses.
-                for i in base as usize..p.frame {
-                    *record.get_mut(i)? = false;
-                    *sure.get_mut(i)? = false;
-                }
-                continue;
-            }
-            Op::Cat { dst, .. } => (dst, false, true),
-            // A table for the time: the VM reads its `sec` and `nsec`.
-            Op::Ret { from, n } if n >= 2 && *record.get(from as usize + 1)? => return None,
-            Op::Ret { .. } => break,
-        };
-        *record.get_mut(dst as usize)? = is_record;
-        *sure.get_mut(dst as usize)? = is_sure;
-    }
-    if !last_set.iter().any(|&(_, s)| s) {
-        return None;
-    }
-    keys.iter().map(|&k| p.strs.get(k as usize).and_then(|b| String::from_utf8(b.to_vec()).ok())).collect()
 }
 
 /// What a slot holds for certain at a point of the function.
@@ -973,14 +919,22 @@ enum Is {
 /// each call one of that `date` with plain arguments, each `..` of plain
 /// values. A global read may stand for a plain value: it is returned, and
 /// the guard must find it is not a table.
-fn typed(p: &Program) -> Option<(Vec<u16>, Vec<u16>)> {
+fn typed(p: &Program) -> Option<Typed> {
     let mut slots = vec![Is::Plain; p.frame];
     if let Some(r) = slots.get_mut(2).filter(|_| p.params >= 3) {
         *r = Is::Record;
     }
+    // Surely not nil: the tag, the time and the record, constants, `..`.
+    let mut sure = vec![false; p.frame];
+    for s in sure.iter_mut().take((p.params as usize).min(3)) {
+        *s = true;
+    }
     let mut globals: Vec<Is> = (0..p.globals.len()).map(|g| Is::Global(g as u16)).collect();
     let mut plain_globals = Vec::new();
     let mut date_globals = Vec::new();
+    let mut keys: Vec<u16> = Vec::new();
+    // Each field set, and whether its last value is surely not nil.
+    let mut last_set: Vec<(u16, bool)> = Vec::new();
     let is = |slots: &[Is], i: u8| slots.get(i as usize).copied();
     // Plain, or a global that must be.
     let mut plain = |v: Option<Is>| match v {
@@ -992,10 +946,11 @@ fn typed(p: &Program) -> Option<(Vec<u16>, Vec<u16>)> {
         _ => false,
     };
     for op in &p.ops {
-        let (dst, now) = match *op {
-            Op::Mov { dst, src } => (dst, is(&slots, src)),
-            Op::Str { dst, .. } | Op::Num { dst, .. } | Op::Pri { dst, .. } => (dst, Some(Is::Plain)),
-            Op::GetGlobal { dst, g } => (dst, globals.get(g as usize).copied()),
+        let (dst, now, not_nil) = match *op {
+            Op::Mov { dst, src } => (dst, is(&slots, src), *sure.get(src as usize)?),
+            Op::Str { dst, .. } | Op::Num { dst, .. } => (dst, Some(Is::Plain), true),
+            Op::Pri { dst, p } => (dst, Some(Is::Plain), p > 0),
+            Op::GetGlobal { dst, g } => (dst, globals.get(g as usize).copied(), false),
             Op::SetGlobal { src, g } => {
                 match (is(&slots, src), globals.get_mut(g as usize)) {
                     (Some(v), Some(slot)) => *slot = v,
@@ -1004,17 +959,23 @@ fn typed(p: &Program) -> Option<(Vec<u16>, Vec<u16>)> {
                 continue;
             }
             Op::Field { dst, table, k } => match is(&slots, table) {
-                Some(Is::Record) => (dst, Some(Is::Plain)),
+                Some(Is::Record) => {
+                    keys.push(k);
+                    (dst, Some(Is::Plain), false)
+                }
                 Some(Is::Global(g)) if p.strs.get(k as usize).is_some_and(|s| **s == *b"date") => {
                     date_globals.push(g);
-                    (dst, Some(Is::Date))
+                    (dst, Some(Is::Date), false)
                 }
                 _ => return None,
             },
-            Op::SetField { src, table, .. } => {
+            Op::SetField { src, table, k } => {
                 if is(&slots, table) != Some(Is::Record) || !plain(is(&slots, src)) {
                     return None;
                 }
+                keys.push(k);
+                last_set.retain(|(key, _)| *key != k);
+                last_set.push((k, *sure.get(src as usize)?));
                 continue;
             }
             Op::Call { base, nargs, .. } => {
@@ -1023,9 +984,10 @@ fn typed(p: &Program) -> Option<(Vec<u16>, Vec<u16>)> {
                 if is(&slots, base) != Some(Is::Date) || !args.is_some_and(|a| a.iter().all(|&v| plain(Some(v)))) {
                     return None;
                 }
-                // Results, and whatever the call left above them.
-                for v in slots.iter_mut().skip(base as usize) {
-                    *v = Is::Plain;
+                // Results (`os.date` answers nil for a time `localtime`
+                // refuses), and whatever the call left above them.
+                for (v, s) in slots.iter_mut().zip(sure.iter_mut()).skip(base as usize) {
+                    (*v, *s) = (Is::Plain, false);
                 }
                 continue;
             }
@@ -1033,16 +995,41 @@ fn typed(p: &Program) -> Option<(Vec<u16>, Vec<u16>)> {
                 if !(from..=to).all(|i| plain(is(&slots, i))) {
                     return None;
                 }
-                (dst, Some(Is::Plain))
+                (dst, Some(Is::Plain), true)
             }
-            Op::Ret { .. } => return Some((plain_globals, date_globals)),
+            Op::Ret { from, n } => {
+                // A record returned as the time has its `sec` and `nsec`
+                // read; a record that could come back empty depends on
+                // every field.
+                let time_is_record = n >= 2 && is(&slots, from.checked_add(1)?) == Some(Is::Record);
+                let reads = (!time_is_record && last_set.iter().any(|&(_, s)| s))
+                    .then(|| {
+                        keys.iter()
+                            .map(|&k| p.strs.get(k as usize).and_then(|b| String::from_utf8(b.to_vec()).ok()))
+                            .collect()
+                    })
+                    .flatten();
+                return Some(Typed { plain_globals, date_globals, reads });
+            }
         };
-        match (now, slots.get_mut(dst as usize)) {
-            (Some(v), Some(slot)) => *slot = v,
+        match (now, slots.get_mut(dst as usize), sure.get_mut(dst as usize)) {
+            (Some(v), Some(slot), Some(s)) => (*slot, *s) = (v, not_nil),
             _ => return None,
         }
     }
     None
+}
+
+/// What [`typed`] found.
+struct Typed {
+    plain_globals: Vec<u16>,
+    date_globals: Vec<u16>,
+    /// The record fields the function can observe, when that is all it can
+    /// observe of the record: the keys it reads or sets, provided one field
+    /// it sets last is surely not nil (so the record it returns is never
+    /// empty, whatever other fields exist) and the record is not returned
+    /// as the time. `None`: the whole record matters.
+    reads: Option<Vec<String>>,
 }
 
 fn op_of(ins: u32) -> u8 {
