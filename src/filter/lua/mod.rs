@@ -70,7 +70,7 @@ pub use options::{DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT};
 use convert::{Converter, Shape};
 use crossing::{Crossing, Input, Step, Vm};
 use limits::Limits;
-use native::{Direct, Native};
+use native::Native;
 use options::Settings;
 
 /// One `[FILTER] Name lua` instance with its own VM.
@@ -161,18 +161,11 @@ impl LuaFilter {
         vm::forget_dates_if_locale_changed(&self.lua, &mut self.locale_changes);
         let Record { tag, time, fields } = rec;
         let mut fields = fields.into_pairs();
-        if let Some(direct) = self.direct(&tag, time, &fields) {
-            match direct {
-                Direct::Drop => counters.drop_records.inc(),
-                Direct::Keep => out.push(Record::new(tag, time, Map::from_pairs(fields))),
-                Direct::Replace(new_time) => {
-                    reuse::materialize(&mut self.crossing.plan, &mut fields);
-                    out.push(Record::new(tag, new_time, Map::from_pairs(fields)));
-                }
-            }
-            return;
-        }
-        match self.run(&tag, time, &mut fields) {
+        let outcome = match self.direct(&tag, time, &fields) {
+            Some(outcome) => Ok(outcome),
+            None => self.run(&tag, time, &mut fields),
+        };
+        match outcome {
             Ok(Outcome::Keep) => out.push(Record::new(tag, time, Map::from_pairs(fields))),
             Ok(Outcome::Drop) => counters.drop_records.inc(),
             Ok(Outcome::ReplaceOne(new_time)) => {
@@ -212,11 +205,12 @@ impl LuaFilter {
 
     /// The record run without the VM ([`native`]), if the function and
     /// the record allow it.
-    fn direct(&mut self, tag: &Arc<str>, time: Timestamp, fields: &[(Text, Value)]) -> Option<Direct> {
+    fn direct(&mut self, tag: &Arc<str>, time: Timestamp, fields: &[(Text, Value)]) -> Option<Outcome> {
         let native = self.native.as_mut()?;
         let shapes = &mut self.crossing.shapes;
         let sh = shapes.find(fields).and_then(|i| shapes.get(i))?;
-        let locale = vm::locale_changes();
+        // Up to date: `apply` just compared it (`forget_dates_if_locale_changed`).
+        let locale = self.locale_changes;
         native.run(&self.lua, tag, time, fields, sh, self.conv.int_keys(), locale, &mut self.crossing.plan)
     }
 

@@ -88,6 +88,7 @@ use super::crossing::{code_of_number, code_of_string, parse_number};
 use super::reuse::{lua_number, unchanged, Plan, Unchanged};
 use super::shapes::Shape;
 use super::vm::{DIRECT_GUARD_KEY, JIT_UTIL_KEY};
+use super::Outcome;
 use crate::record::{lossy_text, Text, Timestamp, Value};
 
 /// Below this instruction limit the VM's run of a straight-line script
@@ -266,14 +267,6 @@ impl Deref for Bytes<'_> {
     }
 }
 
-/// What the direct run decided.
-pub(crate) enum Direct {
-    Drop,
-    Keep,
-    /// Code 1/2: the fields are in the plan.
-    Replace(Timestamp),
-}
-
 /// A global read, as the guard last found it.
 enum Global {
     Value(V<'static>),
@@ -394,7 +387,7 @@ impl Native {
         int_keys: &[String],
         locale: u64,
         plan: &mut Plan,
-    ) -> Option<Direct> {
+    ) -> Option<Outcome> {
         if self.check_size {
             let bytes: u64 = fields.iter().map(|(k, v)| (k.len() + v.as_str().map_or(8, str::len)) as u64).sum();
             if bytes > self.memory_limit / MAX_RECORD_SHARE {
@@ -418,14 +411,14 @@ impl Native {
             joined: 0,
         };
         let done = run.exec(tag, time).and_then(|(code, out_time, result)| match code {
-            -1 => Some(Direct::Drop),
-            0 => Some(Direct::Keep),
+            -1 => Some(Outcome::Drop),
+            0 => Some(Outcome::Keep),
             1 | 2 if matches!(result, V::Record) => {
                 let time = if code == 1 { time_out(&out_time)?.unwrap_or(time) } else { time };
                 let sets = run.sets.as_slice();
                 let at = positions(&mut self.positions, &self.program.strs, sets, fields, sh)?;
                 fill(sets, &at, &self.program.keys, fields, sh, int_keys, self.flb_null, plan)?;
-                Some(Direct::Replace(time))
+                Some(Outcome::ReplaceOne(time))
             }
             _ => None,
         });

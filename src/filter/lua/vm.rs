@@ -151,11 +151,6 @@ end
 /// with what it saw before each record ([`forget_dates_if_locale_changed`]).
 static LOCALE_CHANGES: AtomicU64 = AtomicU64::new(0);
 
-/// Calls of `os.setlocale` so far, in any VM.
-pub(crate) fn locale_changes() -> u64 {
-    LOCALE_CHANGES.load(Ordering::Relaxed)
-}
-
 /// Registry name of the function that forgets the remembered date.
 const DATE_FORGET_KEY: &str = "gatelog.date_forget";
 
