@@ -76,7 +76,7 @@
 //! Differential tests run scripts in and out of the subset over the same
 //! records both ways (`tests.rs`), and the sidecar job narrowed and whole
 //! (`engine/plan.rs`). Measured with `examples/bench/instructions.sh`,
-//! a-sidecar 31,788 → 17,201 instructions a record.
+//! a-sidecar 31,788 → 17,225 instructions a record.
 
 use std::ops::Deref;
 use std::rc::Rc;
