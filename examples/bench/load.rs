@@ -27,8 +27,11 @@ impl Transport {
 pub enum Pace {
     /// Blocking sends, as fast as the receiver takes them.
     Blocking,
-    /// Non-blocking sends at this many messages per second.
-    Rate(u64),
+    /// Non-blocking sends at `rate` messages per second, due in slices of
+    /// `slice` (what a slice is due is sent back to back, then the sender
+    /// sleeps): 1 ms by default; a shorter one is smoother, more like many
+    /// nginx workers each logging a request now and then.
+    Rate { rate: u64, slice: Duration },
 }
 
 /// Where to send: a unix socket path or a UDP port on loopback.
@@ -92,7 +95,7 @@ fn connect(target: &Target, nonblocking: bool) -> io::Result<Sock> {
 }
 
 pub fn send(target: &Target, n: u64, pace: Pace) -> io::Result<Sent> {
-    let sock = connect(target, matches!(pace, Pace::Rate(_)))?;
+    let sock = connect(target, matches!(pace, Pace::Rate { .. }))?;
     let mut buf = Vec::with_capacity(1024);
     let (mut accepted, mut refused) = (0u64, 0u64);
     let start = Instant::now();
@@ -111,12 +114,13 @@ pub fn send(target: &Target, n: u64, pace: Pace) -> io::Result<Sent> {
                 accepted += 1;
             }
         }
-        Pace::Rate(rate) => {
-            // Send in 1 ms slices: at 100k/s that is 100 messages per slice.
-            let per_ms = rate as f64 / 1000.0;
+        Pace::Rate { rate, slice } => {
+            // At 100k/s, 1 ms slices are bursts of 100 messages.
+            let per_sec = rate as f64;
+            let slice = slice.as_secs_f64();
             let mut seq = 0u64;
             while seq < n {
-                let due = ((start.elapsed().as_secs_f64() * 1000.0 + 1.0) * per_ms) as u64;
+                let due = ((start.elapsed().as_secs_f64() + slice) * per_sec) as u64;
                 while seq < due.min(n) {
                     message(seq, &mut buf);
                     match sock.send(&buf) {
@@ -128,9 +132,9 @@ pub fn send(target: &Target, n: u64, pace: Pace) -> io::Result<Sent> {
                     }
                     seq += 1;
                 }
-                let next = Duration::from_secs_f64((seq as f64 / per_ms) / 1000.0);
+                let next = Duration::from_secs_f64(seq as f64 / per_sec);
                 if let Some(wait) = next.checked_sub(start.elapsed()) {
-                    std::thread::sleep(wait.min(Duration::from_millis(1)));
+                    std::thread::sleep(wait.min(Duration::from_secs_f64(slice)));
                 }
             }
         }

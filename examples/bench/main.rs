@@ -94,7 +94,7 @@ struct Outcome {
 }
 
 /// The options, printed by `--help` and on a mistake.
-const USAGE: &str = "usage: cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced] [--gatelog PATH] [--baseline PATH]";
+const USAGE: &str = "usage: cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--slice-us US] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced] [--gatelog PATH] [--baseline PATH]";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -105,10 +105,11 @@ fn main() {
         }
         return;
     }
-    const OPTIONS: [&str; 10] = [
+    const OPTIONS: [&str; 11] = [
         "--messages",
         "--paced",
         "--rate",
+        "--slice-us",
         "--only",
         "--repeat",
         "--buffer-limit",
@@ -132,6 +133,8 @@ fn main() {
     let messages: u64 = opt("--messages").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let paced: u64 = opt("--paced").and_then(|v| v.parse().ok()).unwrap_or(500_000);
     let rate: u64 = opt("--rate").and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let slice_us: u64 = opt("--slice-us").and_then(|v| v.parse().ok()).unwrap_or(1000).max(1);
+    let slice = Duration::from_micros(slice_us);
     let repeat: usize = opt("--repeat").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let buffer_limit = opt("--buffer-limit");
     let via = opt("--via").unwrap_or_else(|| "unix_udp,udp".into());
@@ -200,7 +203,15 @@ fn main() {
         }
         for (pace, n, label) in [
             (Pace::Blocking, messages, format!("blocking {}k", messages / 1000)),
-            (Pace::Rate(rate), paced, format!("paced {}k/s", rate / 1000)),
+            (
+                Pace::Rate { rate, slice },
+                paced,
+                if slice_us == 1000 {
+                    format!("paced {}k/s", rate / 1000)
+                } else {
+                    format!("paced {}k/{}µs", rate / 1000, slice_us)
+                },
+            ),
         ] {
             let kind = if matches!(pace, Pace::Blocking) { "blocking" } else { "paced" };
             if !loads.split(',').any(|l| l == kind) {

@@ -312,7 +312,9 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
 /// (`--repeat 3`, paced 100k/s over unix_udp, raw job): context switches
 /// 67 → 22 per 1,000 messages, datagrams refused by the kernel 15,283 →
 /// 2,528 (the floor receiver: 12,987). The receivers keep the default
-/// policy. Needs no privilege; if refused, nothing changes but that.
+/// policy, with the shortest slice the kernel grants (`input::slice`), so
+/// a datagram wakes them ahead of this thread. Needs no privilege; if
+/// refused, nothing changes but that.
 fn yield_to_receivers() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: a valid sched_param for this thread (pid 0 = the caller).
