@@ -17,6 +17,9 @@
 //! (the ranges of CPU and peak RSS are printed beside it): these machines
 //! are shared and noisy. `--via` and `--load` pick transports and loads;
 //! `BENCH_KEEP_STDERR=prefix` keeps each receiver's log as `prefix.<job>`.
+//! Paced sends are due in 1 ms slices (100 back to back at 100k/s);
+//! `--slice-us 100` spreads them over 100 µs slices, closer to many nginx
+//! workers each logging a request now and then.
 //! `--baseline PATH` runs every gatelog job a second time with another
 //! build (rows `a baseline` …), interleaved with the current one: an A/B
 //! comparison that the machine's drift hits alike.
