@@ -313,7 +313,7 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
 /// 67 → 22 per 1,000 messages, datagrams refused by the kernel 15,283 →
 /// 2,528 (the floor receiver: 12,987). The receivers keep the default
 /// policy, with the shortest slice the kernel grants (`input::slice`), so
-/// a datagram wakes them ahead of this thread. Needs no privilege; if
+/// a datagram usually gets them the CPU ahead of this thread. Needs no privilege; if
 /// refused, nothing changes but that.
 fn yield_to_receivers() {
     let param = libc::sched_param { sched_priority: 0 };

@@ -1,6 +1,7 @@
 //! The datagram receiver's place in the scheduler: the shortest time slice
 //! Linux grants, so a datagram arriving while the pipeline thread runs
-//! wakes the receiver at once rather than when the pipeline's slice ends.
+//! usually gets the receiver onto the CPU at once rather than when the
+//! pipeline's slice ends.
 //!
 //! Why: in a pod with a fraction of a core, gatelog's receiver and pipeline
 //! share one CPU. Linux's EEVDF scheduler (6.6 on) may let a running task
@@ -22,9 +23,9 @@
 //! 0.4%, (c) 2.7% → 0.5%, the floor receiver 0.4%. See
 //! docs/performance.md.
 //!
-//! Older kernels take the request and ignore it (CFS has no per-task
-//! slice); a thread an operator moved to another policy (`chrt`) is left
-//! alone.
+//! Kernels before 6.12 take the request and ignore it (they have no
+//! per-task slice for normal tasks), and gatelog says so at start-up; a
+//! thread an operator moved to another policy (`chrt`) is left alone.
 
 use std::time::Duration;
 
@@ -41,6 +42,9 @@ pub enum Granted {
     /// The thread is not under the normal policy (moved by an operator).
     OtherPolicy,
 }
+
+/// `SCHED_FLAG_RESET_ON_FORK`: kept as found (clearing it needs privilege).
+const RESET_ON_FORK: u64 = 0x01;
 
 /// `struct sched_attr`, its first version (`SCHED_ATTR_SIZE_VER0`, 48 bytes).
 #[repr(C)]
@@ -63,13 +67,17 @@ pub fn ask_short_slice() -> std::io::Result<Granted> {
     if attr.policy != libc::SCHED_OTHER as u32 {
         return Ok(Granted::OtherPolicy);
     }
-    // `nice` as read, so the call changes nothing but the slice.
+    // `nice` and reset-on-fork as read, so the call changes nothing but the
+    // slice (no `SCHED_FLAG_KEEP_PARAMS`: it would keep the slice too).
     attr.runtime = SLICE.as_nanos() as u64;
     attr.size = std::mem::size_of::<SchedAttr>() as u32;
-    attr.flags = 0;
+    attr.flags &= RESET_ON_FORK;
     // SAFETY: a valid, fully initialised sched_attr of the size it states,
     // for the calling thread (pid 0), flags 0.
-    if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
+    let r = unsafe {
+        libc::syscall(libc::SYS_sched_setattr, 0 as libc::pid_t, &attr as *const SchedAttr, 0 as libc::c_uint)
+    };
+    if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
     let now = get()?;
@@ -84,10 +92,10 @@ fn get() -> std::io::Result<SchedAttr> {
     let r = unsafe {
         libc::syscall(
             libc::SYS_sched_getattr,
-            0,
+            0 as libc::pid_t,
             &mut attr as *mut SchedAttr,
             std::mem::size_of::<SchedAttr>() as libc::c_uint,
-            0,
+            0 as libc::c_uint,
         )
     };
     if r != 0 {
@@ -96,22 +104,26 @@ fn get() -> std::io::Result<SchedAttr> {
     Ok(attr)
 }
 
-/// Ask, and say at debug level what came of it (nothing here needs the
-/// user: on an older kernel there is nothing they could change).
+/// Ask, and say what came of it: at info level when the receiver did not
+/// get the slice (on one busy CPU it may then wait for the pipeline while
+/// the kernel queue fills; see the README's kernel queue section).
 pub fn ask_short_slice_logged() {
+    const WHY: &str = "datagrams may wait in the kernel queue while the pipeline thread has the CPU";
     match ask_short_slice() {
         Ok(Granted::Yes(d)) => {
             tracing::debug!(slice_us = d.as_micros() as u64, "receiver runs with a short scheduler slice")
         }
         Ok(Granted::Unsupported) => {
-            tracing::debug!("this kernel has no per-task scheduler slice (Linux < 6.12); receiver keeps the default")
+            tracing::info!("this kernel gives no short scheduler slice to the receiver (Linux < 6.12): {WHY}")
         }
         Ok(Granted::OtherPolicy) => {
             tracing::debug!("receiver thread is not under SCHED_OTHER; its scheduling is left alone")
         }
-        Err(e) => tracing::debug!(error = %e, "receiver keeps the default scheduler slice"),
+        Err(e) => tracing::info!(error = %e, "the receiver keeps the default scheduler slice: {WHY}"),
     }
 }
+
+const _: () = assert!(std::mem::size_of::<SchedAttr>() == 48);
 
 #[cfg(test)]
 mod tests {
@@ -127,27 +139,44 @@ mod tests {
     #[test]
     fn the_calling_thread_gets_the_short_slice_and_keeps_its_nice_value() {
         std::thread::spawn(|| {
+            if get().is_err() {
+                eprintln!("sched_getattr not allowed here (seccomp?): skipped");
+                return;
+            }
             // SAFETY: plain syscalls on the calling thread.
             let tid = unsafe { libc::gettid() } as libc::id_t;
             // Raising one's own nice value needs no privilege.
-            assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 3) }, 0);
-            let got = match ask_short_slice() {
-                Ok(got) => got,
-                // A seccomp profile may forbid the call: nothing to check here then.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) => {
-                    eprintln!("sched_setattr not allowed here ({e}): skipped");
-                    return;
-                }
-                Err(e) => panic!("sched_setattr on oneself: {e}"),
-            };
+            let nice = (unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) } + 1).min(19);
+            assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) }, 0);
+            let got = ask_short_slice().expect("sched_setattr on oneself");
             if kernel() >= (6, 12) {
                 assert_eq!(got, Granted::Yes(SLICE));
                 assert_eq!(get().unwrap().runtime, SLICE.as_nanos() as u64);
             } else {
                 assert!(matches!(got, Granted::Yes(_) | Granted::Unsupported), "{got:?}");
             }
-            assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) }, 3, "nice value kept");
+            assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) }, nice, "nice value kept");
             assert_eq!(get().unwrap().policy, libc::SCHED_OTHER as u32, "policy kept");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn reset_on_fork_is_kept() {
+        std::thread::spawn(|| {
+            let Ok(mut attr) = get() else {
+                eprintln!("sched_getattr not allowed here (seccomp?): skipped");
+                return;
+            };
+            // Setting the flag needs no privilege (clearing it does).
+            attr.flags = RESET_ON_FORK;
+            attr.size = std::mem::size_of::<SchedAttr>() as u32;
+            // SAFETY: a valid sched_attr for the calling thread.
+            let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0 as libc::pid_t, &attr as *const SchedAttr, 0) };
+            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            ask_short_slice().expect("sched_setattr on oneself");
+            assert_eq!(get().unwrap().flags & RESET_ON_FORK, RESET_ON_FORK);
         })
         .join()
         .unwrap();
@@ -156,13 +185,14 @@ mod tests {
     #[test]
     fn a_thread_under_another_policy_is_left_alone() {
         std::thread::spawn(|| {
+            if get().is_err() {
+                eprintln!("sched_getattr not allowed here (seccomp?): skipped");
+                return;
+            }
             let param = libc::sched_param { sched_priority: 0 };
             // SAFETY: a valid sched_param for the calling thread.
             assert_eq!(unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) }, 0);
-            let Ok(before) = get().map(|a| a.runtime) else {
-                eprintln!("sched_getattr not allowed here: skipped");
-                return;
-            };
+            let before = get().unwrap().runtime;
             assert_eq!(ask_short_slice().unwrap(), Granted::OtherPolicy);
             assert_eq!(get().unwrap().runtime, before);
             assert_eq!(get().unwrap().policy, libc::SCHED_BATCH as u32);
