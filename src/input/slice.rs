@@ -136,13 +136,23 @@ mod tests {
         (it.next().unwrap_or(0), it.next().unwrap_or(0))
     }
 
-    #[test]
-    fn the_calling_thread_gets_the_short_slice_and_keeps_its_nice_value() {
-        std::thread::spawn(|| {
+    /// Run `f` on a thread of its own (scheduling settings are per thread),
+    /// unless a seccomp profile forbids reading them: then say so and skip.
+    fn on_own_thread(f: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(move || {
             if get().is_err() {
                 eprintln!("sched_getattr not allowed here (seccomp?): skipped");
                 return;
             }
+            f()
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn the_calling_thread_gets_the_short_slice_and_keeps_its_nice_value() {
+        on_own_thread(|| {
             // SAFETY: plain syscalls on the calling thread.
             let tid = unsafe { libc::gettid() } as libc::id_t;
             // Raising one's own nice value needs no privilege.
@@ -157,18 +167,13 @@ mod tests {
             }
             assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) }, nice, "nice value kept");
             assert_eq!(get().unwrap().policy, libc::SCHED_OTHER as u32, "policy kept");
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn reset_on_fork_is_kept() {
-        std::thread::spawn(|| {
-            let Ok(mut attr) = get() else {
-                eprintln!("sched_getattr not allowed here (seccomp?): skipped");
-                return;
-            };
+        on_own_thread(|| {
+            let mut attr = get().unwrap();
             // Setting the flag needs no privilege (clearing it does).
             attr.flags = RESET_ON_FORK;
             attr.size = std::mem::size_of::<SchedAttr>() as u32;
@@ -177,18 +182,12 @@ mod tests {
             assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
             ask_short_slice().expect("sched_setattr on oneself");
             assert_eq!(get().unwrap().flags & RESET_ON_FORK, RESET_ON_FORK);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn a_thread_under_another_policy_is_left_alone() {
-        std::thread::spawn(|| {
-            if get().is_err() {
-                eprintln!("sched_getattr not allowed here (seccomp?): skipped");
-                return;
-            }
+        on_own_thread(|| {
             let param = libc::sched_param { sched_priority: 0 };
             // SAFETY: a valid sched_param for the calling thread.
             assert_eq!(unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) }, 0);
@@ -196,8 +195,6 @@ mod tests {
             assert_eq!(ask_short_slice().unwrap(), Granted::OtherPolicy);
             assert_eq!(get().unwrap().runtime, before);
             assert_eq!(get().unwrap().policy, libc::SCHED_BATCH as u32);
-        })
-        .join()
-        .unwrap();
+        });
     }
 }
