@@ -55,8 +55,17 @@ pub(crate) fn new_vm() -> mlua::Result<Lua> {
     // A `jit.attach` handler runs whenever LuaJIT compiles or traces, that
     // is while gatelog builds and warms up its own Lua code: outside any
     // script call, so outside the instruction limit (an endless handler
-    // would stall the pipeline). Kept for gatelog's tests only.
+    // would stall the pipeline). Scripts get one that raises; the original
+    // is kept for gatelog's tests only.
     lua.set_named_registry_value(JIT_ATTACH_KEY, jit.get::<Function>("attach")?)?;
+    jit.set(
+        "attach",
+        lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
+            Err(mlua::Error::runtime(
+                "jit.attach is disabled in gatelog (its handlers would run outside the instruction limit)",
+            ))
+        })?,
+    )?;
     globals.set("flb_null", LightUserData(std::ptr::null_mut()))?;
     // The builtin `next`, before any script can replace the global, for the
     // generated code of `super::shapes`.
@@ -99,9 +108,8 @@ pub(crate) const DIRECT_GUARD_KEY: &str = "gatelog.direct_guard";
 /// function without it: `guard(f, name…)` returns `false` when script code
 /// other than `f`'s own calls could ever run in the VM (a `__gc`
 /// finalizer: `newproxy` was called, or the io library's file handles got
-/// another `__gc`; `jit.attach`, whose handlers would run when gatelog
-/// compiles its own Lua code, raises instead), when `f`'s environment has
-/// a metatable, or when a named global
+/// another `__gc`; `jit.attach` raises, see [`new_vm`]), when `f`'s
+/// environment has a metatable, or when a named global
 /// is not a string, number, boolean or nil (`{v}`) or a table (`true`
 /// when its `date` is `os.date` as gatelog installed it, else `false`).
 /// Otherwise `true` and those answers in order, plus `os.date`. Built
@@ -118,9 +126,6 @@ local newproxy = newproxy
 _G.newproxy = function(...)
     foreign = true
     return (newproxy(...))
-end
-jit.attach = function()
-    error("jit.attach is disabled in gatelog (its handlers would run outside the instruction limit)", 2)
 end
 return function(f, ...)
     if foreign or (file_mt and not rawequal(rawget(file_mt, "__gc"), file_gc)) then
