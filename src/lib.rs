@@ -18,6 +18,7 @@
 //! - [`http`]: health and metrics endpoints (`HTTP_Server On`).
 //! - [`engine`]: the pipeline thread (parse → filters → route → outputs),
 //!   flush ticks, and shutdown that follows the data.
+//! - [`sched`]: the receivers get the CPU before the pipeline thread.
 //! - [`record`], [`stats`], [`ratelimit`], [`zone`]: the shared vocabulary;
 //!   `swar`: byte searches a word at a time (JSON in and out).
 
@@ -30,6 +31,7 @@ pub mod output;
 pub mod parser;
 pub mod ratelimit;
 pub mod record;
+pub mod sched;
 mod simd;
 pub mod stats;
 mod swar;

@@ -260,7 +260,7 @@ pub fn run(plan: Plan, events: mpsc::Receiver<Event>, reload: Option<Reloader>) 
 fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &AtomicBool, swaps: &mpsc::Receiver<Swap>) {
     let mut now = Instant::now();
     let mut next_flush = now + flush_every;
-    yield_to_receivers();
+    crate::sched::pipeline_yields();
     loop {
         if let Ok(swap) = swaps.try_recv() {
             p.close();
@@ -303,24 +303,6 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
         }
     }
     p.flush();
-}
-
-/// Put the pipeline thread under `SCHED_BATCH`: a wake-up of this thread
-/// (a batch handed over) no longer preempts the receiver, which keeps
-/// draining the socket until it is empty, so the kernel queue (10 datagrams
-/// for a unix socket by default) overflows less. Measured with the bench
-/// (`--repeat 3`, paced 100k/s over unix_udp, raw job): context switches
-/// 67 → 22 per 1,000 messages, datagrams refused by the kernel 15,283 →
-/// 2,528 (the floor receiver: 12,987). The receivers keep the default
-/// policy, with the shortest slice the kernel grants (`input::slice`), so
-/// a datagram usually gets them the CPU ahead of this thread. Needs no privilege; if
-/// refused, nothing changes but that.
-fn yield_to_receivers() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a valid sched_param for this thread (pid 0 = the caller).
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "pipeline thread stays on the default scheduling policy");
-    }
 }
 
 /// The account at shutdown: for each input, received = records + dropped

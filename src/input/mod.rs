@@ -6,7 +6,6 @@
 pub mod framing;
 pub mod handoff;
 pub mod receiver;
-pub mod slice;
 pub mod socket;
 pub mod stream;
 pub mod watchdog;

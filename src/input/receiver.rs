@@ -195,7 +195,7 @@ impl DgramReceiver {
         let errors = RateLimiter::default();
         let drops = RateLimiter::default();
         let mut watchdog = self.unlink.as_deref().and_then(Watchdog::new);
-        super::slice::ask_short_slice_logged();
+        crate::sched::ask_short_slice_logged();
         while !self.stop.load(Ordering::Relaxed) {
             if let Some(w) = watchdog.as_mut() {
                 self.rebind_if_deleted(w, &mut slots, &drops);

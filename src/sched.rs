@@ -1,7 +1,11 @@
-//! The datagram receiver's place in the scheduler: the shortest time slice
-//! Linux grants, so a datagram arriving while the pipeline thread runs
-//! usually gets the receiver onto the CPU at once rather than when the
-//! pipeline's slice ends.
+//! Which of gatelog's threads gets the CPU first: the datagram receivers.
+//! A receiver that waits for the CPU while the kernel's queue of 11
+//! datagrams fills loses lines at the sender, so both sides of the one
+//! CPU they usually share are set here: the pipeline thread yields
+//! ([`pipeline_yields`], `SCHED_BATCH`), and each receiver asks for the
+//! shortest time slice Linux grants ([`ask_short_slice`]), so a datagram
+//! arriving while the pipeline runs usually gets the receiver onto the CPU
+//! at once rather than when the pipeline's slice ends.
 //!
 //! Why: in a pod with a fraction of a core, gatelog's receiver and pipeline
 //! share one CPU. Linux's EEVDF scheduler (6.6 on) may let a running task
@@ -102,6 +106,21 @@ fn get() -> std::io::Result<SchedAttr> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(attr)
+}
+
+/// Put the pipeline thread under `SCHED_BATCH`: a wake-up of this thread
+/// (a batch handed over) no longer preempts the receiver, which keeps
+/// draining the socket until it is empty, so the kernel queue overflows
+/// less. Measured with the bench (`--repeat 3`, paced 100k/s over
+/// unix_udp, raw job): context switches 67 → 22 per 1,000 messages,
+/// datagrams refused by the kernel 15,283 → 2,528 (the floor receiver:
+/// 12,987). Needs no privilege; if refused, nothing changes but that.
+pub fn pipeline_yields() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a valid sched_param for this thread (pid 0 = the caller).
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "pipeline thread stays on the default scheduling policy");
+    }
 }
 
 /// Ask, and say what came of it: at info level when the receiver did not
