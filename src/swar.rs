@@ -35,8 +35,8 @@ pub(crate) fn first(mask: u64) -> usize {
 }
 
 /// `a == b`, inline: for short keys, where a `memcmp` call costs more than
-/// the comparison (two overlapping loads of up to 8 bytes each side cover
-/// 4..=16 bytes).
+/// the comparison (two overlapping loads of up to 16 bytes each side cover
+/// 4..=32 bytes).
 #[inline]
 pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
@@ -50,6 +50,29 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
         0..=3 => a == b,
         4..=7 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
         8..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        17..=32 => word::<16>(a, 0) == word::<16>(b, 0) && word::<16>(a, n - 16) == word::<16>(b, n - 16),
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_agrees_with_slice_equality_at_every_length_and_position() {
+        let a: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=a.len() {
+            let x = &a[..n];
+            assert!(same(x, &a[..n]), "{n}");
+            for at in 0..n {
+                let mut y = x.to_vec();
+                y[at] ^= 0x20;
+                assert!(!same(x, &y), "{n} differs at {at}");
+            }
+            if n > 0 {
+                assert!(!same(x, &a[..n - 1]), "{n} against a shorter one");
+            }
+        }
     }
 }

@@ -134,13 +134,13 @@ impl Pipeline {
     }
 
     fn parse(&mut self, batch: &Batch, ctx: &ParseContext) {
-        let Some(input) = self.inputs.get(batch.input) else {
+        let Some(input) = self.inputs.get_mut(batch.input) else {
             return;
         };
         let s = &input.settings;
         for m in &batch.msgs {
             let bytes = batch.message(m);
-            let mut rec = match input.parser.parse_keeping(bytes, ctx, input.keep.as_ref()) {
+            let mut rec = match input.parser.parse_keeping(bytes, ctx, input.keep.as_ref(), Some(&mut input.order)) {
                 Ok(p) => Record::new(s.tag.clone(), p.time.unwrap_or(batch.received_at), p.fields),
                 Err(why) => {
                     warn_limited!(

@@ -14,7 +14,7 @@ use crate::config::{ConfigError, ConfigErrors, Location, Property, Section};
 use crate::filter::{BuildContext, Filter};
 use crate::input::SyslogSettings;
 use crate::output::{Output, OutputContext};
-use crate::parser::{Parser, ParserRegistry};
+use crate::parser::{KeyOrder, Parser, ParserRegistry};
 use crate::record::reads::{KeySet, Reads};
 use crate::record::RecentTags;
 use crate::stats::{FilterCounters, InputCounters, OutputCounters};
@@ -24,6 +24,8 @@ pub struct InputPlan {
     pub parser: Arc<Parser>,
     /// The only fields its JSON parser builds (see `record::reads`).
     pub keep: Option<KeySet>,
+    /// Its JSON parser's key order, learned with `keep`.
+    pub order: KeyOrder,
     pub counters: Arc<InputCounters>,
 }
 
@@ -109,7 +111,13 @@ pub fn build(loaded: &Loaded) -> Result<Plan, ConfigErrors> {
                         }
                     };
                     if let Some(parser) = parser {
-                        inputs.push(InputPlan { settings, parser, keep: None, counters: Arc::default() });
+                        inputs.push(InputPlan {
+                            settings,
+                            parser,
+                            keep: None,
+                            order: KeyOrder::default(),
+                            counters: Arc::default(),
+                        });
                     }
                 }
                 Err(e) => errors.extend(e),
@@ -224,6 +232,7 @@ fn project(inputs: &mut [InputPlan], filters: &mut [FilterInstance], outputs: &[
     if let Reads::Keys(keys) = &reads {
         for i in inputs.iter_mut() {
             i.keep = i.parser.projection(keys);
+            i.order = KeyOrder::default();
             if let Some(k) = &i.keep {
                 let fields = k.names().join(", ");
                 narrowed.push(format!("input {}, parser {}: {fields}", i.settings.name, i.parser.name()));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::config::schema::{check_keys, OptionSpec, COMMON_FILTER};
 use crate::config::units::prop_bool;
 use crate::config::{ConfigError, Section};
-use crate::parser::{ParseContext, Parser, ParserRegistry};
+use crate::parser::{KeyOrder, ParseContext, Parser, ParserRegistry};
 use crate::ratelimit::RateLimiter;
 use crate::record::reads::{KeySet, Reads};
 use crate::record::{Record, Value};
@@ -34,6 +34,8 @@ pub struct ParserFilter {
     parsers: Vec<Arc<Parser>>,
     /// Per parser, the only keys it builds (see `record::reads`).
     keep: Vec<Option<KeySet>>,
+    /// Each parser's JSON key order, learned with its `keep`.
+    orders: Vec<KeyOrder>,
     preserve_key: bool,
     reserve_data: bool,
     failures: RateLimiter,
@@ -80,6 +82,7 @@ impl ParserFilter {
         Ok(ParserFilter {
             key: key.unwrap_or_default(),
             keep: vec![None; parsers.len()],
+            orders: parsers.iter().map(|_| KeyOrder::default()).collect(),
             parsers,
             preserve_key,
             reserve_data,
@@ -96,6 +99,7 @@ impl ParserFilter {
     /// parser that can, its name and the fields it builds.
     pub fn project(&mut self, reads: &BTreeSet<String>) -> Vec<(String, Vec<String>)> {
         self.keep = self.parsers.iter().map(|p| p.projection(reads)).collect();
+        self.orders = self.parsers.iter().map(|_| KeyOrder::default()).collect();
         self.parsers
             .iter()
             .zip(&self.keep)
@@ -103,10 +107,11 @@ impl ParserFilter {
             .collect()
     }
 
-    pub fn apply(&self, mut rec: Record, out: &mut Vec<Record>, counters: &FilterCounters, ctx: &ParseContext) {
+    pub fn apply(&mut self, mut rec: Record, out: &mut Vec<Record>, counters: &FilterCounters, ctx: &ParseContext) {
         let parsed = match rec.fields.get_last(&self.key) {
             Some(Value::Str(text)) => {
-                self.parsers.iter().zip(&self.keep).find_map(|(p, k)| p.parse_text(text, ctx, k.as_ref()).ok())
+                let mut tries = self.parsers.iter().zip(&self.keep).zip(&mut self.orders);
+                tries.find_map(|((p, k), o)| p.parse_text(text, ctx, k.as_ref(), Some(o)).ok())
             }
             _ => {
                 out.push(rec);

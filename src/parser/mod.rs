@@ -37,6 +37,7 @@ mod time;
 mod types;
 
 pub use build::PARSER_OPTIONS;
+pub use json::KeyOrder;
 pub use json::MAX_DEPTH as JSON_MAX_DEPTH;
 
 /// What a parse needs from the outside world.
@@ -145,24 +146,33 @@ impl Parser {
     }
 
     pub fn parse(&self, input: &[u8], ctx: &ParseContext) -> Result<Parsed, ParseFailure> {
-        self.parse_checked(input, None, ctx, None)
+        self.parse_checked(input, None, ctx, None, None)
     }
 
     /// [`Parser::parse`] that builds only the fields `keep` holds (a
-    /// [`Parser::projection`] of this parser).
+    /// [`Parser::projection`] of this parser). `order`, the caller's
+    /// memory of the JSON key order (one per caller and `keep`), makes
+    /// decoding records that share their keys' order cheaper.
     pub fn parse_keeping(
         &self,
         input: &[u8],
         ctx: &ParseContext,
         keep: Option<&KeySet>,
+        order: Option<&mut KeyOrder>,
     ) -> Result<Parsed, ParseFailure> {
-        self.parse_checked(input, None, ctx, keep)
+        self.parse_checked(input, None, ctx, keep, order)
     }
 
     /// Parse a value that is already a string (the `parser` filter's field):
     /// the JSON and regex parsers then skip their UTF-8 check of the input.
-    pub fn parse_text(&self, text: &str, ctx: &ParseContext, keep: Option<&KeySet>) -> Result<Parsed, ParseFailure> {
-        self.parse_checked(text.as_bytes(), Some(text), ctx, keep)
+    pub fn parse_text(
+        &self,
+        text: &str,
+        ctx: &ParseContext,
+        keep: Option<&KeySet>,
+        order: Option<&mut KeyOrder>,
+    ) -> Result<Parsed, ParseFailure> {
+        self.parse_checked(text.as_bytes(), Some(text), ctx, keep, order)
     }
 
     /// The keys this parser must build for a pipeline whose stages read only
@@ -186,6 +196,7 @@ impl Parser {
         text: Option<&str>,
         ctx: &ParseContext,
         keep: Option<&KeySet>,
+        order: Option<&mut KeyOrder>,
     ) -> Result<Parsed, ParseFailure> {
         let (mut fields, time) = match &self.format {
             Format::Rfc3164 => {
@@ -201,8 +212,8 @@ impl Parser {
                         None => r.fields(input)?,
                     },
                     Format::Json => match text {
-                        Some(t) => json::parse_object_str(t, keep)?,
-                        None => json::parse_object(input, keep)?,
+                        Some(t) => json::parse_object_str(t, keep, order)?,
+                        None => json::parse_object(input, keep, order)?,
                     },
                     Format::Ltsv => kv::ltsv(input)?,
                     Format::Logfmt { no_bare_keys } => kv::logfmt(input, *no_bare_keys)?,

@@ -16,7 +16,7 @@ use gatelog::config::{classic, Location, Property, Section};
 use gatelog::filter::rewrite_tag::Rule;
 use gatelog::filter::{BuildContext, Filter};
 use gatelog::output::{Format, Output, OutputContext, Template};
-use gatelog::parser::{ParseContext, Parser, ParserRegistry};
+use gatelog::parser::{KeyOrder, ParseContext, Parser, ParserRegistry};
 use gatelog::record::accessor::{Accessor, Step};
 use gatelog::record::{lossy_string, Map, Record, Timestamp, Value};
 use gatelog::stats::{FilterCounters, OutputCounters};
@@ -158,7 +158,19 @@ pub fn check_json(data: &[u8]) {
     };
     let keep = p.projection(&wanted).expect("a json parser decodes only what is read");
     let text = std::str::from_utf8(data).ok();
-    let parts = [Some(p.parse_keeping(data, &ctx(), Some(&keep))), text.map(|t| p.parse_text(t, &ctx(), Some(&keep)))];
+    // With a remembered key order: learned from this input and then hit on
+    // the second decode, or learned from another record first.
+    let mut order = KeyOrder::default();
+    let mut other = KeyOrder::default();
+    let _ = p.parse_keeping(br#"{"time":"t","a":1,"b":{"a":2}}"#, &ctx(), Some(&keep), Some(&mut other));
+    let parts = [
+        Some(p.parse_keeping(data, &ctx(), Some(&keep), None)),
+        text.map(|t| p.parse_text(t, &ctx(), Some(&keep), None)),
+        Some(p.parse_keeping(data, &ctx(), Some(&keep), Some(&mut order))),
+        Some(p.parse_keeping(data, &ctx(), Some(&keep), Some(&mut order))),
+        text.map(|t| p.parse_text(t, &ctx(), Some(&keep), Some(&mut other))),
+        Some(p.parse_keeping(data, &ctx(), Some(&keep), Some(&mut other))),
+    ];
     for part in parts.into_iter().flatten() {
         match (&full, &part) {
             (Ok(f), Ok(got)) => {

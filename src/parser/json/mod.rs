@@ -21,8 +21,11 @@
 //! other value is checked with the same grammar and skipped, so an input is
 //! accepted or refused exactly as by the full decode.
 
+mod order;
 mod specials;
 
+pub use order::KeyOrder;
+use order::Miss;
 use specials::Specials;
 
 use super::ParseFailure;
@@ -38,18 +41,29 @@ const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10
 
 /// Decode `input` as one JSON object, surrounded by optional whitespace.
 /// With `keep`, only the top-level pairs whose key it holds are returned.
-pub(crate) fn parse_object(input: &[u8], keep: Option<&KeySet>) -> Result<Vec<(Text, Value)>, ParseFailure> {
-    object(Json { keep, ..Json::new(input) })
+/// With `order`, the caller's memory of the last object's key order
+/// (learned with the same `keep`) is tried and updated.
+pub(crate) fn parse_object(
+    input: &[u8],
+    keep: Option<&KeySet>,
+    order: Option<&mut KeyOrder>,
+) -> Result<Vec<(Text, Value)>, ParseFailure> {
+    object(Json { keep, order, ..Json::new(input) })
 }
 
 /// [`parse_object`] of a string (no UTF-8 check needed).
-pub(crate) fn parse_object_str(input: &str, keep: Option<&KeySet>) -> Result<Vec<(Text, Value)>, ParseFailure> {
+pub(crate) fn parse_object_str(
+    input: &str,
+    keep: Option<&KeySet>,
+    order: Option<&mut KeyOrder>,
+) -> Result<Vec<(Text, Value)>, ParseFailure> {
     object(Json {
         b: input.as_bytes(),
         text: Some(input),
         pos: 0,
         scratch: Vec::new(),
         keep,
+        order,
         specials: Specials::new(),
     })
 }
@@ -88,6 +102,8 @@ struct Json<'a> {
     scratch: Vec<u8>,
     /// The top-level keys to build; `None`: all.
     keep: Option<&'a KeySet>,
+    /// The top-level key order remembered from earlier objects.
+    order: Option<&'a mut KeyOrder>,
     /// Where strings end (or have an escape).
     specials: Specials,
 }
@@ -111,7 +127,15 @@ type R<T> = Result<T, Bad>;
 
 impl<'a> Json<'a> {
     fn new(b: &'a [u8]) -> Self {
-        Json { b, text: crate::record::utf8(b), pos: 0, scratch: Vec::new(), keep: None, specials: Specials::new() }
+        Json {
+            b,
+            text: crate::record::utf8(b),
+            pos: 0,
+            scratch: Vec::new(),
+            keep: None,
+            order: None,
+            specials: Specials::new(),
+        }
     }
 
     #[inline]
@@ -206,15 +230,29 @@ impl<'a> Json<'a> {
             return Ok(pairs);
         }
         let keep = if depth == 1 { self.keep } else { None };
+        let mut i = 0;
         loop {
-            // Compact JSON (nginx's) has no whitespace: each structural byte
-            // is tried where it should be before whitespace is skipped.
-            self.punct(b'"')?;
-            let key = match keep {
-                None => Some(self.string()?),
-                Some(k) => self.wanted_key(k)?,
+            let key = match self.remembered_key(depth, i) {
+                Some(key) => key,
+                None => {
+                    let top = self.pos;
+                    // Compact JSON (nginx's) has no whitespace: each structural byte
+                    // is tried where it should be before whitespace is skipped.
+                    self.punct(b'"')?;
+                    let key = match keep {
+                        None => Some(self.string()?),
+                        Some(k) => self.wanted_key(k)?,
+                    };
+                    self.punct(b':')?;
+                    if depth == 1 {
+                        if let Some(order) = self.order.as_deref_mut() {
+                            order.learn(i, self.b.get(top..self.pos).unwrap_or_default(), key.as_ref());
+                        }
+                    }
+                    key
+                }
             };
-            self.punct(b':')?;
+            i += 1;
             match key {
                 Some(key) => {
                     let v = self.value(depth + 1)?;
@@ -235,6 +273,30 @@ impl<'a> Json<'a> {
                 b'}' => return Ok(pairs),
                 _ => return Err(Bad),
             }
+        }
+    }
+
+    /// At the start of the top-level object's `i`-th pair: when the input
+    /// holds the remembered `"key":` of that pair, consume it and return
+    /// the key if it is built (see [`KeyOrder`]); `None` to decode the
+    /// pair in full.
+    #[inline]
+    fn remembered_key(&mut self, depth: usize, i: usize) -> Option<Option<Text>> {
+        if depth != 1 {
+            return None;
+        }
+        let order = self.order.as_deref_mut()?;
+        match order.find(i, self.b, self.pos) {
+            Ok(hit) => {
+                let key = hit.key.cloned();
+                self.pos += hit.len;
+                Some(key)
+            }
+            Err(Miss::Differs) => {
+                order.forget_from(i);
+                None
+            }
+            Err(Miss::Unknown) => None,
         }
     }
 
@@ -517,7 +579,7 @@ mod tests {
     use super::*;
 
     fn obj(s: &[u8]) -> Vec<(Text, Value)> {
-        parse_object(s, None).unwrap()
+        parse_object(s, None, None).unwrap()
     }
 
     fn s(v: &str) -> Value {
@@ -605,9 +667,9 @@ mod tests {
 
     #[test]
     fn failures_are_classified() {
-        assert_eq!(parse_object(b"[1,2]", None), Err(ParseFailure::NotAnObject));
-        assert_eq!(parse_object(b" \"str\" ", None), Err(ParseFailure::NotAnObject));
-        assert_eq!(parse_object(b"42", None), Err(ParseFailure::NotAnObject));
+        assert_eq!(parse_object(b"[1,2]", None, None), Err(ParseFailure::NotAnObject));
+        assert_eq!(parse_object(b" \"str\" ", None, None), Err(ParseFailure::NotAnObject));
+        assert_eq!(parse_object(b"42", None, None), Err(ParseFailure::NotAnObject));
         for bad in [
             &b"{\"a\":1}{\"b\":2}"[..],
             b"",
@@ -625,7 +687,12 @@ mod tests {
             b"{a:1}",
             b"[1,2",
         ] {
-            assert_eq!(parse_object(bad, None), Err(ParseFailure::InvalidJson), "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_object(bad, None, None),
+                Err(ParseFailure::InvalidJson),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -641,9 +708,20 @@ mod tests {
             br#"{"user_agent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0","a":1}"#,
         ];
         let alphabet = b"\"\\{}[],:0123456789-+.eEu aA\xe9\xff";
+        // Remembered key orders: one per seed (near misses of the last
+        // input, so mostly hits), one for all (the order changes at each).
+        let mut per_seed: Vec<(KeyOrder, KeyOrder)> = seeds.iter().map(|_| Default::default()).collect();
+        let mut shared = KeyOrder::default();
+        let mut i = 0;
         let checked = crate::testing::near_misses(&seeds, alphabet, 0x5EED_0FC0_FFEE, 200_000, |input| {
-            let full = parse_object(input, None);
-            let part = parse_object(input, Some(&keep));
+            let full = parse_object(input, None, None);
+            let part = parse_object(input, Some(&keep), None);
+            let (all_order, keep_order) = &mut per_seed[i % seeds.len()];
+            i += 1;
+            let shown = String::from_utf8_lossy(input);
+            assert_eq!(parse_object(input, None, Some(all_order)), full, "{shown}");
+            assert_eq!(parse_object(input, Some(&keep), Some(keep_order)), part, "{shown}");
+            assert_eq!(parse_object(input, Some(&keep), Some(&mut shared)), part, "{shown}");
             match (&full, &part) {
                 (Ok(f), Ok(p)) => {
                     let want: Vec<_> = f.iter().filter(|(k, _)| keep.contains(k.as_bytes())).cloned().collect();
@@ -653,7 +731,8 @@ mod tests {
                 _ => panic!("{}: {full:?} vs {part:?}", String::from_utf8_lossy(input)),
             }
             if let Ok(text) = std::str::from_utf8(input) {
-                assert_eq!(parse_object_str(text, Some(&keep)), part);
+                assert_eq!(parse_object_str(text, Some(&keep), None), part);
+                assert_eq!(parse_object_str(text, Some(&keep), Some(&mut shared)), part);
             }
             full.is_ok()
         });
@@ -664,17 +743,20 @@ mod tests {
     #[test]
     fn depth_is_bounded() {
         let ok = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
-        assert!(parse_object(ok.as_bytes(), None).is_ok());
+        assert!(parse_object(ok.as_bytes(), None, None).is_ok());
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert_eq!(parse_object(deep.as_bytes(), None), Err(ParseFailure::InvalidJson));
+        assert_eq!(parse_object(deep.as_bytes(), None, None), Err(ParseFailure::InvalidJson));
         let huge = "[".repeat(100_000);
-        assert_eq!(parse_object(huge.as_bytes(), None), Err(ParseFailure::InvalidJson));
+        assert_eq!(parse_object(huge.as_bytes(), None, None), Err(ParseFailure::InvalidJson));
         // The same limit when the deep value is only checked, not built.
         let keep = KeySet::new(["b"]);
-        assert!(parse_object(ok.as_bytes(), Some(&keep)).is_ok());
-        assert_eq!(parse_object(deep.as_bytes(), Some(&keep)), Err(ParseFailure::InvalidJson));
+        assert!(parse_object(ok.as_bytes(), Some(&keep), None).is_ok());
+        assert_eq!(parse_object(deep.as_bytes(), Some(&keep), None), Err(ParseFailure::InvalidJson));
         let deep_map = format!("{{\"a\":{}1{}}}", "{\"k\":".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
-        assert_eq!(parse_object(deep_map.as_bytes(), Some(&keep)), Err(ParseFailure::InvalidJson));
-        assert_eq!(parse_object(format!("{{\"a\":{huge}}}").as_bytes(), Some(&keep)), Err(ParseFailure::InvalidJson));
+        assert_eq!(parse_object(deep_map.as_bytes(), Some(&keep), None), Err(ParseFailure::InvalidJson));
+        assert_eq!(
+            parse_object(format!("{{\"a\":{huge}}}").as_bytes(), Some(&keep), None),
+            Err(ParseFailure::InvalidJson)
+        );
     }
 }
