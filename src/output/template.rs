@@ -19,7 +19,8 @@
 
 use super::print::{push_object, push_time};
 use crate::record::reads::Reads;
-use crate::record::Record;
+use crate::record::{Record, Value};
+use crate::swar::same;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Segment {
@@ -29,6 +30,8 @@ enum Segment {
     Field {
         key: String,
         raw: String,
+        /// Index of `key` among the template's distinct keys.
+        slot: usize,
     },
 }
 
@@ -36,7 +39,14 @@ enum Segment {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     segments: Vec<Segment>,
+    /// The distinct keys, by length: `(key, slot)`.
+    by_len: Vec<Vec<(Box<[u8]>, usize)>>,
+    slots: usize,
 }
+
+/// Distinct keys gathered in one pass over a record; a template with more
+/// looks each one up on its own.
+const GATHERED: usize = 16;
 
 impl Template {
     pub const DEFAULT: &'static str = "{time} {message}";
@@ -62,7 +72,7 @@ impl Template {
                     if b"time".starts_with(key.as_bytes()) {
                         segments.push(Segment::Time);
                     } else {
-                        segments.push(Segment::Field { key: key.to_owned(), raw: text[start..=i].to_owned() });
+                        segments.push(Segment::Field { key: key.to_owned(), raw: text[start..=i].to_owned(), slot: 0 });
                     }
                     open = None;
                 }
@@ -75,7 +85,25 @@ impl Template {
         }
         lit.push(b'\n');
         segments.push(Segment::Literal(lit));
-        Template { segments }
+        let mut by_len: Vec<Vec<(Box<[u8]>, usize)>> = Vec::new();
+        let mut slots = 0;
+        for seg in &mut segments {
+            if let Segment::Field { key, slot, .. } = seg {
+                let n = key.len();
+                if by_len.len() <= n {
+                    by_len.resize(n + 1, Vec::new());
+                }
+                *slot = match by_len[n].iter().find(|(k, _)| **k == *key.as_bytes()) {
+                    Some(&(_, s)) => s,
+                    None => {
+                        by_len[n].push((key.as_bytes().into(), slots));
+                        slots += 1;
+                        slots - 1
+                    }
+                };
+            }
+        }
+        Template { segments, by_len, slots }
     }
 
     /// The fields it prints (the event time is not a field).
@@ -87,16 +115,38 @@ impl Template {
     }
 
     /// Append one line for `rec`, newline included.
+    /// A placeholder prints the first value under its key (the record's
+    /// fields are walked once for all of them, up to [`GATHERED`] keys).
     pub fn render(&self, rec: &Record, out: &mut Vec<u8>) {
+        let mut found: [Option<&Value>; GATHERED] = [None; GATHERED];
+        let gathered = self.slots <= GATHERED;
+        if gathered && self.slots > 0 {
+            let mut missing = self.slots;
+            for (k, v) in rec.fields.iter() {
+                let Some(keys) = self.by_len.get(k.len()) else { continue };
+                if let Some(&(_, slot)) = keys.iter().find(|(w, _)| same(w, k.as_bytes())) {
+                    if found[slot].is_none() {
+                        found[slot] = Some(v);
+                        missing -= 1;
+                        if missing == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
         for seg in &self.segments {
             match seg {
                 Segment::Literal(bytes) => out.extend_from_slice(bytes),
                 Segment::Time => push_time(out, rec.time),
-                Segment::Field { key, raw } => match rec.fields.get_first(key) {
-                    Some(crate::record::Value::Str(s)) => out.extend_from_slice(s.as_bytes()),
-                    Some(v) => push_object(out, v),
-                    None => out.extend_from_slice(raw.as_bytes()),
-                },
+                Segment::Field { key, raw, slot } => {
+                    let value = if gathered { found[*slot] } else { rec.fields.get_first(key) };
+                    match value {
+                        Some(Value::Str(s)) => out.extend_from_slice(s.as_bytes()),
+                        Some(v) => push_object(out, v),
+                        None => out.extend_from_slice(raw.as_bytes()),
+                    }
+                }
             }
         }
     }
@@ -151,6 +201,26 @@ mod tests {
         );
         let r = Record::new("t".into(), Timestamp::new(1, 500_000_000), Map::new());
         assert_eq!(render("{time}", &r), "1.500000\n");
+    }
+
+    #[test]
+    fn first_value_wins_with_repeats_and_many_keys() {
+        let r = rec(&[
+            ("a", Value::from("1")),
+            ("b", Value::Int(2)),
+            ("a", Value::from("later")),
+            ("bb", Value::from("x")),
+        ]);
+        assert_eq!(render("{a}{b}{a}{bb}{c}{b}", &r), "121x{c}2\n");
+        // More distinct keys than one pass gathers: each is looked up alone.
+        let keys: Vec<String> = (0..GATHERED + 3).map(|i| format!("k{i}")).collect();
+        let pairs: Vec<(&str, Value)> = keys.iter().rev().map(|k| (k.as_str(), Value::from(k.as_str()))).collect();
+        let r = rec(&pairs);
+        let t: String = keys.iter().map(|k| format!("{{{k}}},")).collect();
+        assert_eq!(
+            render(&format!("{t}{{a}}"), &r),
+            format!("{}{{a}}\n", keys.iter().map(|k| format!("{k},")).collect::<String>())
+        );
     }
 
     #[test]
