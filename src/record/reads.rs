@@ -55,6 +55,7 @@ impl Reads {
 pub struct KeySet {
     /// `by_len[n]`: the wanted keys of `n` bytes.
     by_len: Vec<Vec<Box<[u8]>>>,
+    len: usize,
 }
 
 impl KeySet {
@@ -69,12 +70,22 @@ impl KeySet {
                 by_len[n].push(k.as_bytes().into());
             }
         }
-        KeySet { by_len }
+        let len = by_len.iter().map(Vec::len).sum();
+        KeySet { by_len, len }
     }
 
     #[inline(always)]
     pub fn contains(&self, key: &[u8]) -> bool {
         self.by_len.get(key.len()).is_some_and(|c| c.iter().any(|w| same(w, key)))
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// The keys, sorted (for the start-up log and tests).
