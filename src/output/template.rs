@@ -116,11 +116,12 @@ impl Template {
 
     /// Append one line for `rec`, newline included.
     /// A placeholder prints the first value under its key (the record's
-    /// fields are walked once for all of them, up to [`GATHERED`] keys).
+    /// fields are walked once for all of them when there are 2 to
+    /// [`GATHERED`] distinct keys; one key is a walk on its own).
     pub fn render(&self, rec: &Record, out: &mut Vec<u8>) {
         let mut found: [Option<&Value>; GATHERED] = [None; GATHERED];
-        let gathered = self.slots <= GATHERED;
-        if gathered && self.slots > 0 {
+        let gathered = (2..=GATHERED).contains(&self.slots);
+        if gathered {
             let mut missing = self.slots;
             for (k, v) in rec.fields.iter() {
                 let Some(keys) = self.by_len.get(k.len()) else { continue };
