@@ -101,6 +101,9 @@ struct Slots {
     ctrl: Vec<[u64; CTRL_WORDS]>,
     /// The socket's cumulative kernel drop count last reported.
     kernel_drops_seen: u32,
+    /// Headers the kernel may have written since they were last armed:
+    /// those of the datagrams the last call returned and the one after.
+    dirty: usize,
 }
 
 /// Room for one `SO_RXQ_OVFL` control message (24 bytes on 64-bit) and spare.
@@ -116,6 +119,7 @@ impl Slots {
             hdrs: vec![unsafe { std::mem::zeroed() }; SLOTS],
             ctrl: vec![[0u64; CTRL_WORDS]; SLOTS],
             kernel_drops_seen: 0,
+            dirty: SLOTS,
         });
         let base = s.bufs.as_mut_ptr();
         for i in 0..SLOTS {
@@ -126,9 +130,11 @@ impl Slots {
         s
     }
 
-    /// Reset headers before each call (the kernel writes lengths and flags).
+    /// Reset headers before each call (the kernel writes lengths and flags
+    /// of the datagrams it returns): only the ones it may have written,
+    /// which in a quiet moment are one or two of the 32.
     fn arm(&mut self, want_peer: bool) {
-        for i in 0..SLOTS {
+        for i in 0..std::mem::replace(&mut self.dirty, 0).min(SLOTS) {
             let h = &mut self.hdrs[i].msg_hdr;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
@@ -285,6 +291,9 @@ impl DgramReceiver {
         let n = unsafe {
             libc::recvmmsg(self.fd, slots.hdrs.as_mut_ptr(), SLOTS as libc::c_uint, flags, std::ptr::null_mut())
         };
+        // The kernel stops at the first header it finds no datagram for;
+        // after an error, every header is armed again.
+        slots.dirty = if n < 0 { SLOTS } else { n as usize + 1 };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             return match e.raw_os_error() {
