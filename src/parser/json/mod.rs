@@ -236,8 +236,8 @@ impl<'a> Json<'a> {
         let keep = if depth == 1 { self.keep } else { None };
         let mut i = 0;
         loop {
-            let key = match self.remembered_key(depth, i) {
-                Some(key) => key,
+            let (key, quoted) = match self.remembered_key(depth, i) {
+                Some(hit) => hit,
                 None => {
                     let top = self.pos;
                     // Compact JSON (nginx's) has no whitespace: each structural byte
@@ -250,19 +250,27 @@ impl<'a> Json<'a> {
                     self.punct(b':')?;
                     if depth == 1 {
                         if let Some(order) = self.order.as_deref_mut() {
-                            order.learn(i, self.b.get(top..self.pos).unwrap_or_default(), key.as_ref());
+                            let quoted = self.b.get(self.pos) == Some(&b'"');
+                            let end = self.pos + usize::from(quoted);
+                            order.learn(i, self.b.get(top..end).unwrap_or_default(), key.as_ref(), quoted);
                         }
                     }
-                    key
+                    (key, false)
                 }
             };
             i += 1;
-            match key {
-                Some(key) => {
+            match (key, quoted) {
+                // A remembered string value: the decoder is past its quote.
+                (Some(key), true) => {
+                    let v = Value::Str(self.string()?);
+                    pairs.push((key, v));
+                }
+                (None, true) => self.skip_string()?,
+                (Some(key), false) => {
                     let v = self.value(depth + 1)?;
                     pairs.push((key, v));
                 }
-                None => self.skip(depth + 1)?,
+                (None, false) => self.skip(depth + 1)?,
             }
             let c = match self.peek() {
                 Some(c @ (b',' | b'}')) => c,
@@ -282,10 +290,10 @@ impl<'a> Json<'a> {
 
     /// At the start of the top-level object's `i`-th pair: when the input
     /// holds the remembered `"key":` of that pair, consume it and return
-    /// the key if it is built (see [`KeyOrder`]); `None` to decode the
-    /// pair in full.
+    /// the key if it is built (see [`KeyOrder`]) and whether the value's
+    /// opening quote was consumed too; `None` to decode the pair in full.
     #[inline]
-    fn remembered_key(&mut self, depth: usize, i: usize) -> Option<Option<Text>> {
+    fn remembered_key(&mut self, depth: usize, i: usize) -> Option<(Option<Text>, bool)> {
         if depth != 1 {
             return None;
         }
@@ -294,7 +302,7 @@ impl<'a> Json<'a> {
             Ok(hit) => {
                 let key = hit.key.cloned();
                 self.pos += hit.len;
-                Some(key)
+                Some((key, hit.quoted))
             }
             Err(Miss::Differs) => {
                 order.forget_from(i);

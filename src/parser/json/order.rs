@@ -9,10 +9,14 @@
 //! (another format, a new field, whitespace), the pair is decoded as
 //! always and the order is learned again from that pair on.
 //!
+//! When the value was a string, the remembered bytes run on to its opening
+//! quote (`"uri":"`), and a hit goes straight into the string.
+//!
 //! A hit gives what the full decode gives: how a key decodes depends on
 //! its bytes alone (the same escapes, the same lossy reading of invalid
 //! UTF-8, the same whitespace before the colon), and whether it is built
-//! on the key alone. The tests hold the two against each other on near
+//! on the key alone; a quote right after the colon starts a string either
+//! way. The tests hold the two against each other on near
 //! misses of many inputs.
 //!
 //! Bounded: at most [`MAX_KEYS`] pairs and [`MAX_BYTES`] bytes of keys are
@@ -37,16 +41,21 @@ pub struct KeyOrder {
 
 #[derive(Debug)]
 struct Pair {
-    /// The input from where the pair began to its colon (`"key":`).
+    /// The input from where the pair began to its colon (`"key":`), and
+    /// the value's opening quote when it was a string (`"key":"`).
     literal: Box<[u8]>,
     /// The key when it is built, `None` when its value is skipped.
     key: Option<Text>,
+    /// The literal ends with the value's opening quote.
+    quoted: bool,
 }
 
 /// A remembered pair found at the decoder's position.
 pub(super) struct Hit<'m> {
     pub len: usize,
     pub key: Option<&'m Text>,
+    /// The decoder is then inside the value's string.
+    pub quoted: bool,
 }
 
 impl KeyOrder {
@@ -56,7 +65,7 @@ impl KeyOrder {
     pub(super) fn find(&self, i: usize, input: &[u8], at: usize) -> Result<Hit<'_>, Miss> {
         let p = self.pairs.get(i).ok_or(Miss::Unknown)?;
         match input.get(at..at + p.literal.len()) {
-            Some(b) if same(b, &p.literal) => Ok(Hit { len: p.literal.len(), key: p.key.as_ref() }),
+            Some(b) if same(b, &p.literal) => Ok(Hit { len: p.literal.len(), key: p.key.as_ref(), quoted: p.quoted }),
             _ => Err(Miss::Differs),
         }
     }
@@ -69,13 +78,14 @@ impl KeyOrder {
     }
 
     /// Remember pair `i`, the next one, decoded in full from `literal`
-    /// as `key`, built or not. Past the bounds nothing more is learned.
-    pub(super) fn learn(&mut self, i: usize, literal: &[u8], key: Option<&Text>) {
+    /// as `key`, built or not; `quoted` when the literal ends with the
+    /// value's opening quote. Past the bounds nothing more is learned.
+    pub(super) fn learn(&mut self, i: usize, literal: &[u8], key: Option<&Text>, quoted: bool) {
         if i != self.pairs.len() || i >= MAX_KEYS || self.bytes + literal.len() > MAX_BYTES {
             return;
         }
         self.bytes += literal.len();
-        self.pairs.push(Pair { literal: literal.into(), key: key.cloned() });
+        self.pairs.push(Pair { literal: literal.into(), key: key.cloned(), quoted });
     }
 }
 
@@ -96,13 +106,13 @@ mod tests {
     fn bounded_in_pairs_and_bytes() {
         let mut o = KeyOrder::default();
         for i in 0..MAX_KEYS + 10 {
-            o.learn(i, format!("\"k{i}\":").as_bytes(), None);
+            o.learn(i, format!("\"k{i}\":").as_bytes(), None, false);
         }
         assert_eq!(o.pairs.len(), MAX_KEYS);
         let mut o = KeyOrder::default();
         let long = format!("\"{}\":", "x".repeat(1000));
         for i in 0..5 {
-            o.learn(i, long.as_bytes(), None);
+            o.learn(i, long.as_bytes(), None, false);
         }
         assert_eq!((o.pairs.len(), o.bytes), (2, 2 * long.len()));
         assert_eq!(o.find(2, long.as_bytes(), 0).err(), Some(Miss::Unknown));
