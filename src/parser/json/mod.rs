@@ -25,7 +25,7 @@ mod order;
 mod specials;
 
 pub use order::KeyOrder;
-use order::Miss;
+use order::{Miss, Then};
 use specials::Specials;
 
 use super::ParseFailure;
@@ -236,7 +236,7 @@ impl<'a> Json<'a> {
         let keep = if depth == 1 { self.keep } else { None };
         let mut i = 0;
         loop {
-            let (key, quoted) = match self.remembered_key(depth, i) {
+            let (key, then) = match self.remembered_key(depth, i) {
                 Some(hit) => hit,
                 None => {
                     let top = self.pos;
@@ -250,27 +250,37 @@ impl<'a> Json<'a> {
                     self.punct(b':')?;
                     if depth == 1 {
                         if let Some(order) = self.order.as_deref_mut() {
-                            let quoted = self.b.get(self.pos) == Some(&b'"');
-                            let end = self.pos + usize::from(quoted);
-                            order.learn(i, self.b.get(top..end).unwrap_or_default(), key.as_ref(), quoted);
+                            let then = match self.b.get(self.pos) {
+                                Some(b'"') => Then::String,
+                                Some(b'-' | b'0'..=b'9') => Then::Number,
+                                _ => Then::Other,
+                            };
+                            let end = self.pos + usize::from(then == Then::String);
+                            order.learn(i, self.b.get(top..end).unwrap_or_default(), key.as_ref(), then);
                         }
                     }
-                    (key, false)
+                    (key, Then::Other)
                 }
             };
             i += 1;
-            match (key, quoted) {
+            let number = then == Then::Number && matches!(self.peek(), Some(b'-' | b'0'..=b'9'));
+            match (key, then) {
                 // A remembered string value: the decoder is past its quote.
-                (Some(key), true) => {
+                (Some(key), Then::String) => {
                     let v = Value::Str(self.string()?);
                     pairs.push((key, v));
                 }
-                (None, true) => self.skip_string()?,
-                (Some(key), false) => {
+                (None, Then::String) => self.skip_string()?,
+                (Some(key), _) if number => {
+                    let v = self.number()?;
+                    pairs.push((key, v));
+                }
+                (None, _) if number => drop(self.scan_number()?),
+                (Some(key), _) => {
                     let v = self.value(depth + 1)?;
                     pairs.push((key, v));
                 }
-                (None, false) => self.skip(depth + 1)?,
+                (None, _) => self.skip(depth + 1)?,
             }
             let c = match self.peek() {
                 Some(c @ (b',' | b'}')) => c,
@@ -290,10 +300,11 @@ impl<'a> Json<'a> {
 
     /// At the start of the top-level object's `i`-th pair: when the input
     /// holds the remembered `"key":` of that pair, consume it and return
-    /// the key if it is built (see [`KeyOrder`]) and whether the value's
-    /// opening quote was consumed too; `None` to decode the pair in full.
+    /// the key if it is built (see [`KeyOrder`]) and how its value began
+    /// (a string's opening quote is consumed too); `None` to decode the
+    /// pair in full.
     #[inline]
-    fn remembered_key(&mut self, depth: usize, i: usize) -> Option<(Option<Text>, bool)> {
+    fn remembered_key(&mut self, depth: usize, i: usize) -> Option<(Option<Text>, Then)> {
         if depth != 1 {
             return None;
         }
@@ -302,7 +313,7 @@ impl<'a> Json<'a> {
             Ok(hit) => {
                 let key = hit.key.cloned();
                 self.pos += hit.len;
-                Some((key, hit.quoted))
+                Some((key, hit.then))
             }
             Err(Miss::Differs) => {
                 order.forget_from(i);

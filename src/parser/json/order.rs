@@ -10,13 +10,14 @@
 //! always and the order is learned again from that pair on.
 //!
 //! When the value was a string, the remembered bytes run on to its opening
-//! quote (`"uri":"`), and a hit goes straight into the string.
+//! quote (`"uri":"`), and a hit goes straight into the string; when it was
+//! a number, a hit goes straight to reading one if one starts there.
 //!
 //! A hit gives what the full decode gives: how a key decodes depends on
 //! its bytes alone (the same escapes, the same lossy reading of invalid
 //! UTF-8, the same whitespace before the colon), and whether it is built
-//! on the key alone; a quote right after the colon starts a string either
-//! way. The tests hold the two against each other on near
+//! on the key alone; a quote or a digit right after the colon starts a
+//! string or a number either way. The tests hold the two against each other on near
 //! misses of many inputs.
 //!
 //! Bounded: at most [`MAX_KEYS`] pairs and [`MAX_BYTES`] bytes of keys are
@@ -46,16 +47,26 @@ struct Pair {
     literal: Box<[u8]>,
     /// The key when it is built, `None` when its value is skipped.
     key: Option<Text>,
-    /// The literal ends with the value's opening quote.
-    quoted: bool,
+    then: Then,
+}
+
+/// What followed the colon when the pair was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Then {
+    /// A string: the literal ends with its opening quote.
+    String,
+    /// A number (its first byte is checked again before it is read).
+    Number,
+    /// Anything else.
+    Other,
 }
 
 /// A remembered pair found at the decoder's position.
 pub(super) struct Hit<'m> {
     pub len: usize,
     pub key: Option<&'m Text>,
-    /// The decoder is then inside the value's string.
-    pub quoted: bool,
+    /// With [`Then::String`] the decoder is then inside the value's string.
+    pub then: Then,
 }
 
 impl KeyOrder {
@@ -65,7 +76,7 @@ impl KeyOrder {
     pub(super) fn find(&self, i: usize, input: &[u8], at: usize) -> Result<Hit<'_>, Miss> {
         let p = self.pairs.get(i).ok_or(Miss::Unknown)?;
         match input.get(at..at + p.literal.len()) {
-            Some(b) if same(b, &p.literal) => Ok(Hit { len: p.literal.len(), key: p.key.as_ref(), quoted: p.quoted }),
+            Some(b) if same(b, &p.literal) => Ok(Hit { len: p.literal.len(), key: p.key.as_ref(), then: p.then }),
             _ => Err(Miss::Differs),
         }
     }
@@ -78,14 +89,15 @@ impl KeyOrder {
     }
 
     /// Remember pair `i`, the next one, decoded in full from `literal`
-    /// as `key`, built or not; `quoted` when the literal ends with the
-    /// value's opening quote. Past the bounds nothing more is learned.
-    pub(super) fn learn(&mut self, i: usize, literal: &[u8], key: Option<&Text>, quoted: bool) {
+    /// as `key`, built or not, its value starting as `then` says (with
+    /// [`Then::String`] the literal ends with the value's opening quote).
+    /// Past the bounds nothing more is learned.
+    pub(super) fn learn(&mut self, i: usize, literal: &[u8], key: Option<&Text>, then: Then) {
         if i != self.pairs.len() || i >= MAX_KEYS || self.bytes + literal.len() > MAX_BYTES {
             return;
         }
         self.bytes += literal.len();
-        self.pairs.push(Pair { literal: literal.into(), key: key.cloned(), quoted });
+        self.pairs.push(Pair { literal: literal.into(), key: key.cloned(), then });
     }
 }
 
@@ -106,13 +118,13 @@ mod tests {
     fn bounded_in_pairs_and_bytes() {
         let mut o = KeyOrder::default();
         for i in 0..MAX_KEYS + 10 {
-            o.learn(i, format!("\"k{i}\":").as_bytes(), None, false);
+            o.learn(i, format!("\"k{i}\":").as_bytes(), None, Then::Other);
         }
         assert_eq!(o.pairs.len(), MAX_KEYS);
         let mut o = KeyOrder::default();
         let long = format!("\"{}\":", "x".repeat(1000));
         for i in 0..5 {
-            o.learn(i, long.as_bytes(), None, false);
+            o.learn(i, long.as_bytes(), None, Then::Other);
         }
         assert_eq!((o.pairs.len(), o.bytes), (2, 2 * long.len()));
         assert_eq!(o.find(2, long.as_bytes(), 0).err(), Some(Miss::Unknown));
