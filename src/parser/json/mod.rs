@@ -275,7 +275,9 @@ impl<'a> Json<'a> {
                     let v = self.number()?;
                     pairs.push((key, v));
                 }
-                (None, _) if number => drop(self.scan_number()?),
+                (None, _) if number => {
+                    self.scan_number()?;
+                }
                 (Some(key), _) => {
                     let v = self.value(depth + 1)?;
                     pairs.push((key, v));
