@@ -18,9 +18,8 @@
 //!   literal; a newline ends every line.
 
 use super::print::{push_object, push_time};
-use crate::record::reads::Reads;
+use crate::record::reads::{KeySet, Reads};
 use crate::record::{Record, Value};
-use crate::swar::same;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Segment {
@@ -39,9 +38,8 @@ enum Segment {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     segments: Vec<Segment>,
-    /// The distinct keys, by length: `(key, slot)`.
-    by_len: Vec<Vec<(Box<[u8]>, usize)>>,
-    slots: usize,
+    /// The distinct keys; a field's `slot` is its key's.
+    keys: KeySet,
 }
 
 /// Distinct keys gathered in one pass over a record; a template with more
@@ -85,25 +83,16 @@ impl Template {
         }
         lit.push(b'\n');
         segments.push(Segment::Literal(lit));
-        let mut by_len: Vec<Vec<(Box<[u8]>, usize)>> = Vec::new();
-        let mut slots = 0;
+        let keys = KeySet::new(segments.iter().filter_map(|s| match s {
+            Segment::Field { key, .. } => Some(key.as_str()),
+            _ => None,
+        }));
         for seg in &mut segments {
             if let Segment::Field { key, slot, .. } = seg {
-                let n = key.len();
-                if by_len.len() <= n {
-                    by_len.resize(n + 1, Vec::new());
-                }
-                *slot = match by_len[n].iter().find(|(k, _)| **k == *key.as_bytes()) {
-                    Some(&(_, s)) => s,
-                    None => {
-                        by_len[n].push((key.as_bytes().into(), slots));
-                        slots += 1;
-                        slots - 1
-                    }
-                };
+                *slot = keys.slot(key.as_bytes()).unwrap_or_default();
             }
         }
-        Template { segments, by_len, slots }
+        Template { segments, keys }
     }
 
     /// The fields it prints (the event time is not a field).
@@ -120,12 +109,11 @@ impl Template {
     /// [`GATHERED`] distinct keys; one key is a walk on its own).
     pub fn render(&self, rec: &Record, out: &mut Vec<u8>) {
         let mut found: [Option<&Value>; GATHERED] = [None; GATHERED];
-        let gathered = (2..=GATHERED).contains(&self.slots);
+        let gathered = (2..=GATHERED).contains(&self.keys.len());
         if gathered {
-            let mut missing = self.slots;
+            let mut missing = self.keys.len();
             for (k, v) in rec.fields.iter() {
-                let Some(keys) = self.by_len.get(k.len()) else { continue };
-                if let Some(&(_, slot)) = keys.iter().find(|(w, _)| same(w, k.as_bytes())) {
+                if let Some(slot) = self.keys.slot(k.as_bytes()) {
                     if found[slot].is_none() {
                         found[slot] = Some(v);
                         missing -= 1;

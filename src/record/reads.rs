@@ -49,37 +49,51 @@ impl Reads {
     }
 }
 
-/// The keys a parser keeps, looked up by length first: a record key
-/// is compared with at most the one or two wanted keys of its length.
+/// The keys a parser keeps (or a template prints), looked up by length
+/// first: a record key is compared with at most the one or two wanted keys
+/// of its length. Each distinct key has a slot, its place in the order the
+/// keys were first given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySet {
-    /// `by_len[n]`: the wanted keys of `n` bytes.
-    by_len: Vec<Vec<Box<[u8]>>>,
+    /// `by_len[n]`: the wanted keys of `n` bytes, with their slots.
+    by_len: Vec<Vec<(Box<[u8]>, usize)>>,
     len: usize,
 }
 
 impl KeySet {
     pub fn new<'a, I: IntoIterator<Item = &'a str>>(keys: I) -> KeySet {
-        let mut by_len: Vec<Vec<Box<[u8]>>> = Vec::new();
+        let mut by_len: Vec<Vec<(Box<[u8]>, usize)>> = Vec::new();
+        let mut len = 0;
         for k in keys {
             let n = k.len();
             if by_len.len() <= n {
                 by_len.resize(n + 1, Vec::new());
             }
-            if !by_len[n].iter().any(|w| **w == *k.as_bytes()) {
-                by_len[n].push(k.as_bytes().into());
+            if !by_len[n].iter().any(|(w, _)| **w == *k.as_bytes()) {
+                by_len[n].push((k.as_bytes().into(), len));
+                len += 1;
             }
         }
-        let len = by_len.iter().map(Vec::len).sum();
         KeySet { by_len, len }
     }
 
     #[inline(always)]
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.by_len.get(key.len()).is_some_and(|c| c.iter().any(|w| same(w, key)))
+        self.by_len.get(key.len()).is_some_and(|c| c.iter().any(|(w, _)| same(w, key)))
     }
 
-    /// How many keys.
+    /// The key's slot (`0..len()`), if the set holds it.
+    #[inline(always)]
+    pub fn slot(&self, key: &[u8]) -> Option<usize> {
+        for (w, s) in self.by_len.get(key.len())? {
+            if same(w, key) {
+                return Some(*s);
+            }
+        }
+        None
+    }
+
+    /// How many keys (and slots).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -91,7 +105,7 @@ impl KeySet {
     /// The keys, sorted (for the start-up log and tests).
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> =
-            self.by_len.iter().flatten().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+            self.by_len.iter().flatten().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
         v.sort();
         v
     }
@@ -120,6 +134,10 @@ mod tests {
             assert!(!k.contains(no.as_bytes()), "{no}");
         }
         assert_eq!(k.names(), ["", "status", "uri", "user_agent"]);
+        // Slots in the order the keys were first given, duplicates sharing one.
+        let slots: Vec<_> = ["uri", "status", "", "user_agent", "x"].iter().map(|w| k.slot(w.as_bytes())).collect();
+        assert_eq!(slots, [Some(0), Some(1), Some(2), Some(3), None]);
+        assert_eq!(k.len(), 4);
         // Long keys.
         let long = "k".repeat(70);
         let k = KeySet::new([long.as_str(), "uri"]);
