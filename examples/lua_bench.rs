@@ -22,7 +22,7 @@ use gatelog::record::{Map, Record, Timestamp, Value};
 use gatelog::stats::FilterCounters;
 
 #[global_allocator]
-static ALLOC: gatelog::Allocator = mimalloc::MiMalloc;
+static ALLOC: gatelog::Allocator = gatelog::Allocator;
 
 const RECORDS: usize = 200_000;
 const CHUNK: usize = 64;

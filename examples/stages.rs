@@ -21,7 +21,7 @@ use gatelog::record::Timestamp;
 use gatelog::zone::Zone;
 
 #[global_allocator]
-static ALLOC: gatelog::Allocator = mimalloc::MiMalloc;
+static ALLOC: gatelog::Allocator = gatelog::Allocator;
 
 const TEMPLATE: &str = "time:{time}\tmethod:{method}\turi:{uri}\tstatus:{status}\tvhost:{vhost}\tremote_addr:{remote_addr}\trequest_time:{request_time}\tuser_agent:{user_agent}";
 

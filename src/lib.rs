@@ -22,6 +22,7 @@
 //! - [`record`], [`stats`], [`ratelimit`], [`zone`]: the shared vocabulary;
 //!   `swar`: byte searches a word at a time (JSON in and out).
 
+mod alloc;
 pub mod config;
 pub mod engine;
 pub mod filter;
@@ -40,7 +41,4 @@ pub mod zone;
 #[cfg(test)]
 mod testing;
 
-/// The allocator of the `gatelog` binary and the benchmarks: a record
-/// allocates its keys and values, and glibc's malloc spent a third of the
-/// pipeline's time on them (perf, `examples/stages`).
-pub type Allocator = mimalloc::MiMalloc;
+pub use alloc::Allocator;

@@ -12,7 +12,7 @@ use gatelog::config::classic;
 use gatelog::engine::{self, plan, Event, Outcome};
 
 #[global_allocator]
-static ALLOC: gatelog::Allocator = mimalloc::MiMalloc;
+static ALLOC: gatelog::Allocator = gatelog::Allocator;
 
 /// mimalloc's arena eager commit made 8 MiB resident before the first
 /// datagram; committing on demand keeps an idle gatelog at ~2 MiB of anon
