@@ -1,5 +1,5 @@
-//! The pipeline thread's work on one batch: parse each message with its
-//! input's parser, run the filter chain stage by stage over the whole batch,
+//! The pipeline thread's work on a group of batches: parse each message with
+//! its input's parser, run the filter chain stage by stage over the group,
 //! route each record to the outputs whose Match selects its tag, and format
 //! it into that output's buffers. Nothing here touches a socket.
 
@@ -87,9 +87,25 @@ impl Pipeline {
         }
     }
 
+    /// One batch: see [`Pipeline::process_all`].
     pub fn process(&mut self, batch: &Batch) {
-        let ctx = ParseContext { now: batch.received_at, zone: self.zone };
-        self.parse(batch, &ctx);
+        self.process_all(std::slice::from_ref(batch));
+    }
+
+    /// Batches taken from the hand-off together: each message is parsed
+    /// with its own batch's receive time, then the filter chain, routing
+    /// and formatting run once over all their records (filters reading
+    /// the clock see the newest batch's). Over unix_udp a batch is what one
+    /// `recvmmsg` returned, one or two datagrams, and a pass of the chain
+    /// per batch cost ~180 instructions (c-raw, batches of 1 against 32).
+    pub fn process_all(&mut self, batches: &[Batch]) {
+        let Some(newest) = batches.last() else {
+            return;
+        };
+        for batch in batches {
+            self.parse(batch, &ParseContext { now: batch.received_at, zone: self.zone });
+        }
+        let ctx = ParseContext { now: newest.received_at, zone: self.zone };
         // Re-tagged records run the chain again from the first filter, as
         // Fluent Bit's emitter re-ingests them, but in place: generation by
         // generation within this batch, with no queue to overflow.

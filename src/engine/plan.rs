@@ -407,7 +407,11 @@ mod tests {
 
     /// The same lines through a configuration as narrowed, and with an
     /// output that reads the whole record but matches nothing (so nothing
-    /// is narrowed): every file written must be identical.
+    /// is narrowed): every file written must be identical. And narrowed
+    /// again with the batches taken in groups, as the pipeline thread takes
+    /// them: the same lines in every file (a file that receives records and
+    /// their re-tagged copies gets them in blocks of a group rather than of
+    /// a batch).
     #[test]
     fn narrowed_and_full_decoding_write_the_same_files() {
         let input = |parser: &str| {
@@ -441,7 +445,7 @@ mod tests {
             .collect();
         for (j, job) in jobs.iter().enumerate() {
             let mut written = Vec::new();
-            for full in [false, true] {
+            for (full, grouped) in [(false, false), (true, false), (false, true)] {
                 let dir = tempfile::tempdir().unwrap();
                 let out = dir.path().join("out");
                 let mut text = job.replace("{out}", &out.display().to_string());
@@ -453,14 +457,29 @@ mod tests {
                 assert_eq!(p.narrowed.is_empty(), full, "job {j}");
                 let mut pipe =
                     super::super::pipeline::Pipeline::new(p.inputs, p.filters, p.outputs, zone, Default::default());
-                for b in &batches {
-                    pipe.process(b);
+                if grouped {
+                    for group in batches.chunks(5) {
+                        pipe.process_all(group);
+                    }
+                } else {
+                    for b in &batches {
+                        pipe.process(b);
+                    }
                 }
                 pipe.close();
                 written.push(files(&out));
             }
             assert!(!written[0].is_empty(), "job {j} wrote nothing");
             assert_eq!(written[0], written[1], "job {j}");
+            let sorted_lines = |files: &[(String, Vec<u8>)]| {
+                let lines = |b: &[u8]| {
+                    let mut l: Vec<Vec<u8>> = b.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect();
+                    l.sort();
+                    l
+                };
+                files.iter().map(|(name, bytes)| (name.clone(), lines(bytes))).collect::<Vec<_>>()
+            };
+            assert_eq!(sorted_lines(&written[0]), sorted_lines(&written[2]), "job {j} in groups");
         }
     }
 

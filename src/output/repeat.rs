@@ -10,7 +10,8 @@
 //! and gives the copy its twin's bytes instead of rendering them again.
 //!
 //! The original is routed first: re-tagged records run the chain again
-//! after their generation is routed (see `engine/pipeline.rs`), and the
+//! after their generation is routed (see `engine/pipeline.rs`; a generation
+//! is a group of batches), and the
 //! original is gone by the time its copy is written, so the copy is the
 //! last holder of the fields. Lines wait oldest first, and the copies come
 //! in the same order, so the one looked for is nearly always the oldest
@@ -23,8 +24,10 @@ use std::collections::VecDeque;
 
 use crate::record::{Record, SharedPairs, Timestamp};
 
-/// Lines remembered at most: a batch's originals are routed before its copies.
-pub(crate) const MAX_LINES: usize = 64;
+/// Lines remembered at most: a group's originals (up to
+/// [`crate::engine::GROUP_MESSAGES`] and one more batch of at most 32
+/// datagrams, two lines each in the sidecar) are routed before its copies.
+pub(crate) const MAX_LINES: usize = 2 * (crate::engine::GROUP_MESSAGES + 32);
 /// Bytes remembered at most (a line longer than this is not remembered).
 pub(crate) const MAX_BYTES: usize = 256 * 1024;
 
