@@ -33,20 +33,12 @@ pub struct Allocator;
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= WORD {
-            mi::mi_malloc(layout.size()) as *mut u8
-        } else {
-            mi::mi_malloc_aligned(layout.size(), layout.align()) as *mut u8
-        }
+        by_alignment(layout, mi::mi_malloc, mi::mi_malloc_aligned)
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= WORD {
-            mi::mi_zalloc(layout.size()) as *mut u8
-        } else {
-            mi::mi_zalloc_aligned(layout.size(), layout.align()) as *mut u8
-        }
+        by_alignment(layout, mi::mi_zalloc, mi::mi_zalloc_aligned)
     }
 
     #[inline]
@@ -61,6 +53,20 @@ unsafe impl GlobalAlloc for Allocator {
         } else {
             mi::mi_realloc_aligned(ptr as *mut c_void, new_size, layout.align()) as *mut u8
         }
+    }
+}
+
+/// `plain(size)` when a word's alignment is enough, else `aligned(size, align)`.
+#[inline(always)]
+unsafe fn by_alignment(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    if layout.align() <= WORD {
+        plain(layout.size()) as *mut u8
+    } else {
+        aligned(layout.size(), layout.align()) as *mut u8
     }
 }
 
