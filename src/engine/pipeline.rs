@@ -108,7 +108,7 @@ impl Pipeline {
         let ctx = ParseContext { now: newest.received_at, zone: self.zone };
         // Re-tagged records run the chain again from the first filter, as
         // Fluent Bit's emitter re-ingests them, but in place: generation by
-        // generation within this batch, with no queue to overflow.
+        // generation within this group, with no queue to overflow.
         let mut generation = 0;
         while !self.cur.is_empty() {
             if generation == MAX_GENERATIONS {
