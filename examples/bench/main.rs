@@ -15,7 +15,9 @@
 //! sender to CPU 1. With `--repeat K` every scenario runs K times, the jobs
 //! interleaved, and each row is the run with the median CPU per message
 //! (the ranges of CPU and peak RSS are printed beside it): these machines
-//! are shared and noisy. `--via` and `--load` pick transports and loads;
+//! are shared and noisy. `×fl/rnd` is then the median of each round's
+//! ratio to the floor run of the same round, seconds apart, which slower
+//! drift in the host's speed does not move. `--via` and `--load` pick transports and loads;
 //! `BENCH_KEEP_STDERR=prefix` keeps each receiver's log as `prefix.<job>`.
 //! Paced sends are due in 1 ms slices (100 back to back at 100k/s);
 //! `--slice-us 100` spreads them over 100 µs slices, closer to many nginx
@@ -182,7 +184,7 @@ fn main() {
         std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default().trim()
     );
     println!(
-        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>9} {:>9} {:>6} {:>12}",
+        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>8} {:>9} {:>9} {:>6} {:>12}",
         "job",
         "via",
         "load",
@@ -195,6 +197,7 @@ fn main() {
         "peakRSS",
         "dups",
         "×floor",
+        "×fl/rnd",
         "cs/1kmsg",
         "flt/1kmsg",
         "pipe%",
@@ -222,25 +225,42 @@ fn main() {
             }
             // Jobs interleaved `repeat` times, so drift in the machine's load
             // hits every job alike; each row is the run with the median CPU.
-            let mut runs: Vec<Vec<Outcome>> = jobs.iter().map(|_| Vec::new()).collect();
+            // `×fl/rnd` is the median of each round's ratio to the floor run
+            // of the same round, seconds apart: slower drift cancels out.
+            let mut runs: Vec<Vec<Option<Outcome>>> = jobs.iter().map(|_| Vec::new()).collect();
             for _ in 0..repeat {
                 for (k, (job, bin, name)) in jobs.iter().enumerate() {
                     // One retry: the UDP port is picked free, then bound by the
                     // receiver, and another process may take it in between.
                     let once = || run(*job, transport, pace, n, bin, buffer_limit.as_deref());
-                    match once().or_else(|e| {
+                    let outcome = once().or_else(|e| {
                         println!("{:<10} {:<8} {:<14} failed, retrying: {e}", name, transport.name(), label);
                         once()
-                    }) {
-                        Ok(o) => runs[k].push(o),
-                        Err(e) => println!("{:<10} {:<8} {:<14} failed: {e}", name, transport.name(), label),
+                    });
+                    if let Err(e) = &outcome {
+                        println!("{:<10} {:<8} {:<14} failed: {e}", name, transport.name(), label);
                     }
+                    runs[k].push(outcome.ok());
                 }
             }
+            let floor_runs = jobs.iter().position(|(job, _, _)| *job == Job::Floor).map(|f| &runs[f]);
+            let paired: Vec<Option<f64>> = runs
+                .iter()
+                .map(|job_runs| {
+                    let floor_runs = floor_runs?;
+                    let mut ratios: Vec<f64> = job_runs
+                        .iter()
+                        .zip(floor_runs)
+                        .filter_map(|(j, f)| Some(j.as_ref()?.per_msg() / f.as_ref()?.per_msg()))
+                        .collect();
+                    ratios.sort_by(f64::total_cmp);
+                    ratios.get(ratios.len() / 2).copied()
+                })
+                .collect();
             let mut floor_cpu = None;
             for (k, (job, _, name)) in jobs.iter().enumerate() {
                 let job = *job;
-                let all = &mut runs[k];
+                let mut all: Vec<&Outcome> = runs[k].iter().flatten().collect();
                 if all.is_empty() {
                     continue;
                 }
@@ -254,14 +274,18 @@ fn main() {
                     rss_lo as f64 / 1024.0,
                     rss_hi as f64 / 1024.0
                 );
-                let o = &all[all.len() / 2];
+                let o = all[all.len() / 2];
                 let per = o.per_msg();
                 if job == Job::Floor {
                     floor_cpu = Some(per);
                 }
                 let ratio = floor_cpu.map(|f| format!("{:.2}", per / f)).unwrap_or_else(|| "-".into());
+                let per_round = match paired[k] {
+                    Some(r) if repeat > 1 && job != Job::Floor => format!("{r:.2}"),
+                    _ => "-".into(),
+                };
                 println!(
-                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>9.0} {:>9.0} {:>6} {:>12}",
+                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>8} {:>9.0} {:>9.0} {:>6} {:>12}",
                     name,
                     transport.name(),
                     label,
@@ -274,6 +298,7 @@ fn main() {
                     o.maxrss_kib as f64 / 1024.0,
                     o.written.saturating_sub(o.distinct),
                     ratio,
+                    per_round,
                     o.switches as f64 * 1000.0 / o.written.max(1) as f64,
                     o.faults as f64 * 1000.0 / o.written.max(1) as f64,
                     o.pipeline_share.map(|p| format!("{:.0}", p * 100.0)).unwrap_or_else(|| "-".into()),
