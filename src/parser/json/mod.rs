@@ -239,7 +239,7 @@ impl<'a> Json<'a> {
             let (key, then) = match self.remembered_key(depth, i) {
                 Some(hit) => hit,
                 None => {
-                    let top = self.pos;
+                    let start = self.pos;
                     // Compact JSON (nginx's) has no whitespace: each structural byte
                     // is tried where it should be before whitespace is skipped.
                     self.punct(b'"')?;
@@ -256,7 +256,7 @@ impl<'a> Json<'a> {
                                 _ => Then::Other,
                             };
                             let end = self.pos + usize::from(then == Then::String);
-                            order.learn(i, self.b.get(top..end).unwrap_or_default(), key.as_ref(), then);
+                            order.learn(i, self.b.get(start..end).unwrap_or_default(), key.as_ref(), then);
                         }
                     }
                     (key, Then::Other)
