@@ -5,6 +5,7 @@
 
 pub mod framing;
 pub mod handoff;
+pub mod pause;
 pub mod receiver;
 pub mod socket;
 pub mod stream;
@@ -285,17 +286,17 @@ impl SyslogSettings {
         let thread = std::thread::Builder::new().name(format!("gatelog-{}", self.name));
         match self.mode {
             Mode::UnixUdp | Mode::Udp => {
-                let (fd, keep): (i32, Box<dyn Send>) = if self.mode == Mode::UnixUdp {
+                let (fd, keep, pause): (i32, Box<dyn Send>, Duration) = if self.mode == Mode::UnixUdp {
                     let path = self.path.clone().unwrap_or_default();
                     let sock = socket::bind_unix_dgram(&path, self.unix_perm)?;
                     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
                     socket::unix_queue_report(&path);
-                    (sock.as_raw_fd(), Box::new(sock))
+                    (sock.as_raw_fd(), Box::new(sock), Duration::ZERO)
                 } else {
                     let sock = socket::bind_udp(&addr, self.receive_buffer)?;
                     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
-                    socket::udp_queue_report(&sock, self.receive_buffer);
-                    (sock.as_raw_fd(), Box::new(sock))
+                    let pause = socket::udp_queue_report(&sock, self.receive_buffer);
+                    (sock.as_raw_fd(), Box::new(sock), pause)
                 };
                 let rx = receiver::DgramReceiver {
                     fd,
@@ -306,6 +307,7 @@ impl SyslogSettings {
                     want_peer,
                     wait_when_full: self.wait_when_full,
                     unlink: self.mode.is_unix().then(|| self.path.clone()).flatten(),
+                    pause,
                 };
                 let span = tracing::info_span!("input", name = %self.name);
                 thread.spawn(move || {

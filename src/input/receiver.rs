@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::handoff::{Batch, Handoff};
+use super::pause::Pauser;
 use super::watchdog::Watchdog;
 use crate::ratelimit::RateLimiter;
 use crate::record::Timestamp;
@@ -39,6 +40,9 @@ pub struct DgramReceiver {
     pub wait_when_full: bool,
     /// Unlinked before the final drain so no new sender connects.
     pub unlink: Option<PathBuf>,
+    /// How long the loop may pause after emptying the socket while traffic
+    /// flows (UDP with a large receive buffer, see `pause.rs`); zero never.
+    pub pause: std::time::Duration,
 }
 
 /// Anonymous memory straight from `mmap`: pages cost RSS only once a
@@ -201,13 +205,21 @@ impl DgramReceiver {
         let errors = RateLimiter::default();
         let drops = RateLimiter::default();
         let mut watchdog = self.unlink.as_deref().and_then(Watchdog::new);
+        let mut pauser = Pauser::new(self.pause);
+        let mut kernel_drops = self.counters.kernel_drops.get();
         crate::sched::ask_short_slice_logged();
         while !self.stop.load(Ordering::Relaxed) {
             if let Some(w) = watchdog.as_mut() {
                 self.rebind_if_deleted(w, &mut slots, &drops);
             }
             match self.receive(&mut slots, libc::MSG_WAITFORONE) {
-                Ok(Some(batch)) => self.hand_over(batch, &drops),
+                Ok(Some(batch)) => {
+                    let taken = batch.msgs.len();
+                    self.hand_over(batch, &drops);
+                    if !self.pause.is_zero() {
+                        self.pause_if_flowing(&mut pauser, taken, &mut kernel_drops);
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => {
                     warn_limited!(errors, error = %e, "recvmmsg failed");
@@ -216,6 +228,26 @@ impl DgramReceiver {
             }
         }
         self.drain(&mut slots);
+    }
+
+    /// Let what arrives next pile up for a moment when traffic flows and the
+    /// socket can hold it (see `pause.rs`); stop pausing for a while once
+    /// the kernel drops datagrams.
+    fn pause_if_flowing(&self, pauser: &mut Pauser, taken: usize, seen_drops: &mut u64) {
+        let drops = self.counters.kernel_drops.get();
+        let dropped = drops != *seen_drops;
+        *seen_drops = drops;
+        let (pause, turned_off) = pauser.after(taken, SLOTS, dropped, std::time::Instant::now());
+        if turned_off {
+            tracing::warn!(
+                backoff_s = super::pause::BACKOFF.as_secs(),
+                "the kernel dropped UDP datagrams (receive buffer full): the receiver stops pausing between calls \
+                 for a while; a larger Receive_Buffer_Size keeps more in reserve"
+            );
+        }
+        if let Some(d) = pause {
+            std::thread::sleep(d);
+        }
     }
 
     /// Offer a batch to the pipeline; when it is full, wait or drop and count
@@ -390,6 +422,7 @@ mod tests {
             want_peer: false,
             wait_when_full,
             unlink: Some(path.clone()),
+            pause: Duration::ZERO,
         };
         let h = std::thread::spawn(move || {
             r.run();
@@ -488,6 +521,59 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_receiver_that_may_pause_takes_a_paced_stream_in_fewer_calls() {
+        // 600 datagrams 20 µs apart: a receiver that keeps up would take
+        // them about one a call; pausing 250 µs after emptying the socket
+        // gathers about a dozen a call, and loses none.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = sock.as_raw_fd();
+        crate::input::socket::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 1 << 22).unwrap();
+        crate::input::socket::enable_drop_reports(fd);
+        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(sock.local_addr().unwrap()).unwrap();
+        let (tx, rx) = handoff::channel(4096, 1 << 26);
+        let counters = Arc::new(InputCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let r = DgramReceiver {
+            fd,
+            input: 0,
+            handoff: tx,
+            counters: counters.clone(),
+            stop: stop.clone(),
+            want_peer: false,
+            wait_when_full: false,
+            unlink: None,
+            pause: crate::input::pause::MAX_PAUSE,
+        };
+        let h = std::thread::spawn(move || {
+            r.run();
+            drop(sock);
+        });
+        const N: usize = 600;
+        let start = std::time::Instant::now();
+        for i in 0..N {
+            let due = start + Duration::from_micros(20 * i as u64);
+            while std::time::Instant::now() < due {
+                std::hint::spin_loop();
+            }
+            client.send(format!("line {i}").as_bytes()).unwrap();
+        }
+        let (mut batches, mut got) = (0, Vec::new());
+        while got.len() < N {
+            let b = rx.recv_timeout(Duration::from_secs(5)).expect("every datagram arrives");
+            batches += 1;
+            got.extend(b.msgs.iter().map(|m| String::from_utf8(b.message(m).to_vec()).unwrap()));
+            rx.done(&b);
+        }
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+        assert_eq!(got, (0..N).map(|i| format!("line {i}")).collect::<Vec<_>>());
+        assert_eq!(counters.kernel_drops.get(), 0);
+        assert!(N / batches >= 4, "{N} datagrams came in {batches} batches");
+    }
+
+    #[test]
     fn udp_kernel_drops_are_counted_from_so_rxq_ovfl() {
         // The smallest receive buffer and nobody reading: the kernel drops
         // most of a burst and reports its running drop count with the next
@@ -515,6 +601,7 @@ mod tests {
             want_peer: false,
             wait_when_full: false,
             unlink: None,
+            pause: Duration::ZERO,
         };
         let mut slots = Slots::new();
         while let Ok(Some(_)) = r.receive(&mut slots, libc::MSG_DONTWAIT) {}
@@ -556,6 +643,7 @@ mod tests {
             want_peer: true,
             wait_when_full: false,
             unlink: None,
+            pause: Duration::ZERO,
         };
         let mut slots = Slots::new();
         let mut next = crate::testing::xorshift(0xA4A4_0101);

@@ -155,9 +155,12 @@ pub fn unix_queue_report(path: &Path) {
     }
 }
 
-pub fn udp_queue_report(sock: &UdpSocket, asked: Option<usize>) {
+/// The start-up line about the UDP receive buffer; returns the pause the
+/// receiver can afford with it (`pause.rs`).
+pub fn udp_queue_report(sock: &UdpSocket, asked: Option<usize>) -> std::time::Duration {
     let granted = granted_rcvbuf(sock.as_raw_fd()).unwrap_or(0);
     let lines = granted / 2 / 1024;
+    let pause = super::pause::udp_pause(granted);
     if granted < 2 * 1024 * 1024 {
         tracing::warn!(
             rcvbuf_bytes = granted,
@@ -168,6 +171,14 @@ pub fn udp_queue_report(sock: &UdpSocket, asked: Option<usize>) {
     } else {
         tracing::info!(rcvbuf_bytes = granted, "UDP receive buffer (about {lines} nginx lines of ~1 KiB)");
     }
+    if !pause.is_zero() {
+        tracing::info!(
+            pause_us = pause.as_micros() as u64,
+            "while traffic flows, the receiver pauses up to {} µs after emptying the socket (fewer wake-ups)",
+            pause.as_micros()
+        );
+    }
+    pause
 }
 
 #[cfg(test)]
