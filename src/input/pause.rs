@@ -18,13 +18,17 @@
 //! receive buffer holds at a sustained million ~1 KiB datagrams a second
 //! (ten times the benchmark's paced rate), capped at [`MAX_PAUSE`]; below
 //! [`MIN_PAUSE`] (the default 208 KiB buffer) there is no pause at all. A
-//! pause is taken only while traffic flows (the previous datagrams came
-//! less than [`FLOWING`] before) and after a call that emptied the queue
-//! (fewer datagrams than slots). If the kernel ever drops a datagram,
-//! pausing stops for [`BACKOFF`] whatever the cause, so a rate the estimate
-//! did not foresee costs CPU rather than lines. Unix datagram sockets never
-//! pause: their queue holds 11 datagrams by default (`max_dgram_qlen`) and
-//! nginx drops a line the moment it is full.
+//! pause is taken only after a call that emptied the queue (fewer
+//! datagrams than slots) and waited less than half a pause for its first
+//! datagram: traffic that flows fast enough to bring two or more during
+//! the pause. A slower trickle (a datagram every 125 µs or more at the
+//! longest pause) is taken as it comes, since a pause that gathers one
+//! datagram costs the wake-up it saves. If the kernel ever drops a
+//! datagram, pausing stops for [`BACKOFF`] whatever the cause, so a rate
+//! the estimate did not foresee costs CPU rather than lines. Unix datagram
+//! sockets never pause: their queue holds 11 datagrams by default
+//! (`max_dgram_qlen`), nginx drops a line the moment it is full, and that
+//! loss shows only in nginx's error log, so there is no drop to back off on.
 
 use std::time::{Duration, Instant};
 
@@ -33,8 +37,6 @@ use std::time::{Duration, Instant};
 pub const MAX_PAUSE: Duration = Duration::from_micros(250);
 /// Shorter pauses save too little to be worth the extra timer wake-up.
 pub const MIN_PAUSE: Duration = Duration::from_micros(50);
-/// Traffic counts as flowing when datagrams came this recently.
-pub const FLOWING: Duration = Duration::from_millis(1);
 /// How long pausing stays off after the kernel dropped a datagram.
 pub const BACKOFF: Duration = Duration::from_secs(10);
 /// Receive-buffer bytes one ~1 KiB datagram takes (the kernel charges its
@@ -60,27 +62,38 @@ pub fn udp_pause(granted: usize) -> Duration {
 #[derive(Debug)]
 pub struct Pauser {
     pause: Duration,
-    last: Option<Instant>,
     off_until: Option<Instant>,
 }
 
 impl Pauser {
     /// `pause`: what the socket affords ([`udp_pause`]); zero never pauses.
     pub fn new(pause: Duration) -> Pauser {
-        Pauser { pause, last: None, off_until: None }
+        Pauser { pause, off_until: None }
     }
 
-    /// After a call that returned `taken` of `slots` datagrams at `now`,
-    /// with `dropped` true if the kernel reported drops since the last
-    /// call: how long to pause before the next call, if at all. A drop
-    /// turns pausing off for [`BACKOFF`]; true in the second value when
-    /// this call is the one that turned it off (to be logged).
-    pub fn after(&mut self, taken: usize, slots: usize, dropped: bool, now: Instant) -> (Option<Duration>, bool) {
+    /// Whether this receiver may ever pause (else the caller need not ask).
+    pub fn enabled(&self) -> bool {
+        !self.pause.is_zero()
+    }
+
+    /// After a call that waited `waited` for its first datagram and
+    /// returned `taken` of `slots` at `now`, with `dropped` true if the
+    /// kernel reported drops since the last call: how long to pause before
+    /// the next call, if at all. A drop turns pausing off for [`BACKOFF`];
+    /// true in the second value when this call is the one that turned it
+    /// off (to be logged).
+    pub fn after(
+        &mut self,
+        taken: usize,
+        slots: usize,
+        waited: Duration,
+        dropped: bool,
+        now: Instant,
+    ) -> (Option<Duration>, bool) {
         if self.pause.is_zero() {
             return (None, false);
         }
-        let flowing = self.last.is_some_and(|t| now.saturating_duration_since(t) < FLOWING);
-        self.last = Some(now);
+        let flowing = waited < self.pause / 2;
         if dropped {
             let newly = self.off_until.is_none_or(|t| now >= t);
             self.off_until = Some(now + BACKOFF);
@@ -115,34 +128,35 @@ mod tests {
     #[test]
     fn pauses_only_while_traffic_flows_and_the_queue_was_emptied() {
         let t0 = Instant::now();
-        let us = |n| t0 + Duration::from_micros(n);
+        let us = Duration::from_micros;
         let mut p = Pauser::new(MAX_PAUSE);
-        // The first datagram after a quiet spell: the next may not come soon.
-        assert_eq!(p.after(1, 32, false, us(0)), (None, false));
-        // The next one soon after: pause.
-        assert_eq!(p.after(2, 32, false, us(10)), (Some(MAX_PAUSE), false));
+        assert!(p.enabled());
+        // The call found its datagram at once or nearly: pause.
+        assert_eq!(p.after(2, 32, us(0), false, t0), (Some(MAX_PAUSE), false));
+        assert_eq!(p.after(1, 32, MAX_PAUSE / 2 - us(1), false, t0), (Some(MAX_PAUSE), false));
+        // It waited half a pause or more: a trickle, taken as it comes.
+        assert_eq!(p.after(1, 32, MAX_PAUSE / 2, false, t0), (None, false));
+        assert_eq!(p.after(1, 32, us(900), false, t0), (None, false));
         // A full call: more is waiting, no pause.
-        assert_eq!(p.after(32, 32, false, us(300)), (None, false));
-        // Quiet for longer than FLOWING: no pause.
-        assert_eq!(p.after(3, 32, false, us(300) + FLOWING), (None, false));
+        assert_eq!(p.after(32, 32, us(0), false, t0), (None, false));
         let mut never = Pauser::new(Duration::ZERO);
-        assert_eq!(never.after(1, 32, false, us(0)), (None, false));
-        assert_eq!(never.after(1, 32, true, us(1)), (None, false));
+        assert!(!never.enabled());
+        assert_eq!(never.after(1, 32, us(0), false, t0), (None, false));
+        assert_eq!(never.after(1, 32, us(0), true, t0), (None, false));
     }
 
     #[test]
     fn a_kernel_drop_turns_pausing_off_for_the_backoff() {
         let t0 = Instant::now();
+        let at = |d: Duration| t0 + d;
+        let us = Duration::from_micros;
         let mut p = Pauser::new(MAX_PAUSE);
-        p.after(1, 32, false, t0);
-        assert_eq!(p.after(1, 32, true, t0 + Duration::from_micros(5)), (None, true));
+        assert_eq!(p.after(1, 32, us(0), false, t0), (Some(MAX_PAUSE), false));
+        assert_eq!(p.after(1, 32, us(0), true, at(us(5))), (None, true));
         // Further drops during the backoff extend it but are not news.
-        assert_eq!(p.after(1, 32, true, t0 + Duration::from_micros(10)), (None, false));
-        let later = t0 + Duration::from_micros(10) + BACKOFF / 2;
-        assert_eq!(p.after(1, 32, false, later), (None, false));
-        assert_eq!(p.after(1, 32, false, later + Duration::from_micros(5)), (None, false));
-        let after = t0 + Duration::from_micros(10) + BACKOFF;
-        assert_eq!(p.after(1, 32, false, after), (None, false));
-        assert_eq!(p.after(1, 32, false, after + Duration::from_micros(5)), (Some(MAX_PAUSE), false));
+        assert_eq!(p.after(1, 32, us(0), true, at(us(10))), (None, false));
+        assert_eq!(p.after(1, 32, us(0), false, at(us(10) + BACKOFF / 2)), (None, false));
+        assert_eq!(p.after(1, 32, us(0), false, at(us(10) + BACKOFF - us(1))), (None, false));
+        assert_eq!(p.after(1, 32, us(0), false, at(us(10) + BACKOFF)), (Some(MAX_PAUSE), false));
     }
 }

@@ -212,12 +212,13 @@ impl DgramReceiver {
             if let Some(w) = watchdog.as_mut() {
                 self.rebind_if_deleted(w, &mut slots, &drops);
             }
+            let called = pauser.enabled().then(std::time::Instant::now);
             match self.receive(&mut slots, libc::MSG_WAITFORONE) {
                 Ok(Some(batch)) => {
-                    let taken = batch.msgs.len();
+                    let waited = called.map(|c| (c.elapsed(), batch.msgs.len()));
                     self.hand_over(batch, &drops);
-                    if !self.pause.is_zero() {
-                        self.pause_if_flowing(&mut pauser, taken, &mut kernel_drops);
+                    if let Some((waited, taken)) = waited {
+                        self.pause_if_flowing(&mut pauser, taken, waited, &mut kernel_drops);
                     }
                 }
                 Ok(None) => {}
@@ -233,11 +234,13 @@ impl DgramReceiver {
     /// Let what arrives next pile up for a moment when traffic flows and the
     /// socket can hold it (see `pause.rs`); stop pausing for a while once
     /// the kernel drops datagrams.
-    fn pause_if_flowing(&self, pauser: &mut Pauser, taken: usize, seen_drops: &mut u64) {
+    /// `waited`: how long the `recvmmsg` call took to return `taken`
+    /// datagrams (it tells a flow from a trickle).
+    fn pause_if_flowing(&self, pauser: &mut Pauser, taken: usize, waited: std::time::Duration, seen_drops: &mut u64) {
         let drops = self.counters.kernel_drops.get();
         let dropped = drops != *seen_drops;
         *seen_drops = drops;
-        let (pause, turned_off) = pauser.after(taken, SLOTS, dropped, std::time::Instant::now());
+        let (pause, turned_off) = pauser.after(taken, SLOTS, waited, dropped, std::time::Instant::now());
         if turned_off {
             tracing::warn!(
                 backoff_s = super::pause::BACKOFF.as_secs(),
