@@ -12,6 +12,7 @@
 //! filters and outputs, so no record is lost. Changes to a socket (path,
 //! mode, address, permissions) need a restart and are refused as such.
 
+mod linger;
 pub mod pipeline;
 pub mod plan;
 pub mod router;
@@ -123,20 +124,6 @@ const DRAIN_BATCHES: usize = 64;
 /// cost the allocator more). Outputs remember a group's lines for the
 /// re-tagged copies (`output/repeat.rs`).
 pub(crate) const GROUP_MESSAGES: usize = 64;
-
-/// How long the pipeline waits before looking at the hand-off again once it
-/// has emptied it. Without it, every batch the receiver hands over wakes
-/// the pipeline thread, and over UDP a batch is one or two datagrams (the
-/// receiver is woken for each): two context switches per datagram on a
-/// pod's single core. With it, what arrives meanwhile is taken in one
-/// wake-up. Bench, `--repeat 3`, raw job (c) over UDP: 1.41× → 1.03–1.15×
-/// the floor blocking, 1.46× → 1.12–1.22× paced at 100k/s; unix_udp paced,
-/// datagrams refused by the kernel fell too. Records wait at most this long
-/// more (files are flushed every `Flush` seconds anyway), and since the
-/// pipeline lingers only after emptying the hand-off (its whole budget
-/// handed back), the receiver never waits on it meanwhile, even with
-/// `Buffer_Full wait`: what piles up is 250 µs of traffic at most.
-const LINGER: Duration = Duration::from_micros(250);
 
 /// Batches the hand-off may hold regardless of their size.
 const MAX_BATCHES: usize = 4096;
@@ -270,6 +257,7 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
     let mut now = Instant::now();
     let mut next_flush = now + flush_every;
     let mut group = Vec::with_capacity(DRAIN_BATCHES + 1);
+    let mut linger = linger::Linger::default();
     crate::sched::pipeline_yields();
     loop {
         if let Ok(swap) = swaps.try_recv() {
@@ -283,9 +271,9 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
         let wait = next_flush.saturating_duration_since(now).min(Duration::from_millis(200));
         match intake.recv_timeout(wait) {
             Ok(first) => {
-                if take_waiting(p, intake, first, &mut group) {
-                    // Caught up: let the next batches gather (see LINGER).
-                    std::thread::sleep(LINGER);
+                if let Some(taken) = take_waiting(p, intake, first, &mut group) {
+                    // Caught up: let the next batches gather (`linger.rs`).
+                    std::thread::sleep(linger.after(taken));
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -308,9 +296,11 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
 
 /// Process `first` and what else is waiting, before the clock is read again
 /// (at most [`DRAIN_BATCHES`] more, so flushes and reopens stay on time), in
-/// groups of about [`GROUP_MESSAGES`]; true when the hand-off ran empty.
-fn take_waiting(p: &mut Pipeline, intake: &Intake, first: Batch, group: &mut Vec<Batch>) -> bool {
+/// groups of about [`GROUP_MESSAGES`]; when the hand-off ran empty, how
+/// many messages were taken.
+fn take_waiting(p: &mut Pipeline, intake: &Intake, first: Batch, group: &mut Vec<Batch>) -> Option<usize> {
     let mut messages = first.msgs.len();
+    let mut taken = messages;
     group.push(first);
     let mut caught_up = false;
     for _ in 0..DRAIN_BATCHES {
@@ -321,6 +311,7 @@ fn take_waiting(p: &mut Pipeline, intake: &Intake, first: Batch, group: &mut Vec
         match intake.try_recv() {
             Some(batch) => {
                 messages += batch.msgs.len();
+                taken += batch.msgs.len();
                 group.push(batch);
             }
             None => {
@@ -330,7 +321,7 @@ fn take_waiting(p: &mut Pipeline, intake: &Intake, first: Batch, group: &mut Vec
         }
     }
     process_group(p, intake, group);
-    caught_up
+    caught_up.then_some(taken)
 }
 
 /// Run a group through the pipeline, then hand its budget back.
