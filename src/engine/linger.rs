@@ -17,12 +17,15 @@
 //! [`LONGEST`]) while a wake-up finds fewer than [`FEW`] messages and
 //! halves (down to [`SHORTEST`]) when one finds more than [`MANY`]. At
 //! 100k lines/s a 250 µs linger gathers ~25 and stays; at 5k lines/s it
-//! grows to 2 ms and gathers ~10. Lines reach the files' buffers at most
-//! 2 ms later (files are written every `Flush` second anyway), and since
-//! the pipeline lingers only after emptying the hand-off (its whole
-//! budget handed back), the receiver never waits on it meanwhile, even
-//! with `Buffer_Full wait`: what piles up is 2 ms of traffic at most, and
-//! after one such wake-up the linger is short again.
+//! grows to ~2 ms and gathers ~10. Lines reach the files' buffers at most
+//! 2 ms later (files are written every `Flush` second anyway). The
+//! pipeline lingers only after emptying the hand-off (its whole budget
+//! handed back), and the longest linger is what a million 1 KiB lines a
+//! second take to fill half of `Buffer_Limit` ([`longest_for`]: 1.95 ms
+//! at the default 4 MB, less with a smaller limit), so a burst that starts
+//! while the pipeline sleeps neither fills the hand-off (drops with
+//! `Buffer_Full drop`, a paused receiver with `wait`) nor keeps the
+//! linger long: the next wake-up finds many and halves it.
 
 use std::time::Duration;
 
@@ -35,25 +38,34 @@ pub const FEW: usize = 16;
 /// A wake-up that found more than this lingers shorter next time.
 pub const MANY: usize = 64;
 
-#[derive(Debug)]
-pub struct Linger(Duration);
+/// The longest linger for a hand-off budget of `limit` bytes: the time a
+/// million 1 KiB lines a second take to fill half of it, within
+/// [`SHORTEST`]..=[`LONGEST`].
+pub fn longest_for(limit: usize) -> Duration {
+    Duration::from_micros((limit / 2 / 1024) as u64).clamp(SHORTEST, LONGEST)
+}
 
-impl Default for Linger {
-    fn default() -> Self {
-        Linger(SHORTEST)
-    }
+#[derive(Debug)]
+pub struct Linger {
+    now: Duration,
+    longest: Duration,
 }
 
 impl Linger {
+    /// Starting at [`SHORTEST`], growing to `longest` at most.
+    pub fn new(longest: Duration) -> Linger {
+        Linger { now: SHORTEST, longest: longest.max(SHORTEST) }
+    }
+
     /// After a wake-up that took `messages` and emptied the hand-off: how
     /// long to sleep before looking again.
     pub fn after(&mut self, messages: usize) -> Duration {
         if messages < FEW {
-            self.0 = (self.0 * 2).min(LONGEST);
+            self.now = (self.now * 2).min(self.longest);
         } else if messages > MANY {
-            self.0 = (self.0 / 2).max(SHORTEST);
+            self.now = (self.now / 2).max(SHORTEST);
         }
-        self.0
+        self.now
     }
 }
 
@@ -62,8 +74,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_longest_linger_keeps_a_burst_within_half_the_buffer() {
+        // The default Buffer_Limit (4 MB): 1,953 µs.
+        assert_eq!(longest_for(4_000_000), Duration::from_micros(1953));
+        assert_eq!(longest_for(64 << 20), LONGEST);
+        assert_eq!(longest_for(1 << 20), Duration::from_micros(512));
+        assert_eq!(longest_for(64 * 1024), SHORTEST);
+        let mut l = Linger::new(longest_for(1 << 20));
+        for _ in 0..10 {
+            l.after(0);
+        }
+        assert_eq!(l.after(0), Duration::from_micros(512));
+    }
+
+    #[test]
     fn grows_while_wake_ups_find_little_and_shrinks_when_they_find_much() {
-        let mut l = Linger::default();
+        let mut l = Linger::new(LONGEST);
         assert_eq!(l.after(30), SHORTEST, "a middling group keeps it");
         assert_eq!(l.after(2), SHORTEST * 2);
         assert_eq!(l.after(2), SHORTEST * 4);

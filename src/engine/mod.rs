@@ -257,7 +257,7 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
     let mut now = Instant::now();
     let mut next_flush = now + flush_every;
     let mut group = Vec::with_capacity(DRAIN_BATCHES + 1);
-    let mut linger = linger::Linger::default();
+    let mut linger = linger::Linger::new(linger::longest_for(intake.limit()));
     crate::sched::pipeline_yields();
     loop {
         if let Ok(swap) = swaps.try_recv() {

@@ -78,13 +78,14 @@ pub struct Handoff {
 pub struct Intake {
     rx: Receiver<Batch>,
     in_flight: Arc<AtomicUsize>,
+    limit: usize,
 }
 
 /// A channel of at most `max_batches` batches and `limit` bytes in flight.
 pub fn channel(max_batches: usize, limit: usize) -> (Handoff, Intake) {
     let (tx, rx) = mpsc::sync_channel(max_batches.max(1));
     let in_flight = Arc::new(AtomicUsize::new(0));
-    (Handoff { tx, in_flight: in_flight.clone(), limit }, Intake { rx, in_flight })
+    (Handoff { tx, in_flight: in_flight.clone(), limit }, Intake { rx, in_flight, limit })
 }
 
 impl Handoff {
@@ -134,6 +135,11 @@ impl Intake {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The bytes the hand-off may hold (`Buffer_Limit`).
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// The in-flight byte count, for the buffer occupancy gauge.
