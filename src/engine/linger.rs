@@ -22,10 +22,12 @@
 //! pipeline lingers only after emptying the hand-off (its whole budget
 //! handed back), and the longest linger is what a million 1 KiB lines a
 //! second take to fill half of `Buffer_Limit` ([`longest_for`]: 1.95 ms
-//! at the default 4 MB, less with a smaller limit), so a burst that starts
-//! while the pipeline sleeps neither fills the hand-off (drops with
-//! `Buffer_Full drop`, a paused receiver with `wait`) nor keeps the
-//! linger long: the next wake-up finds many and halves it.
+//! at the default 4 MB, less with a smaller limit down to 512 KiB; below
+//! that it stays at 250 µs, as before it adapted), so a burst that starts
+//! while the pipeline sleeps does not fill the hand-off (drops with
+//! `Buffer_Full drop`, a paused receiver with `wait`), nor keep the
+//! linger long: what the wake-ups take until the hand-off is empty again
+//! counts as one gathering, which finds many and halves it.
 
 use std::time::Duration;
 

@@ -258,6 +258,8 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
     let mut next_flush = now + flush_every;
     let mut group = Vec::with_capacity(DRAIN_BATCHES + 1);
     let mut linger = linger::Linger::new(linger::longest_for(intake.limit()));
+    // Messages taken since the pipeline last slept: what the linger gathered.
+    let mut gathered = 0;
     crate::sched::pipeline_yields();
     loop {
         if let Ok(swap) = swaps.try_recv() {
@@ -271,9 +273,12 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
         let wait = next_flush.saturating_duration_since(now).min(Duration::from_millis(200));
         match intake.recv_timeout(wait) {
             Ok(first) => {
-                if let Some(taken) = take_waiting(p, intake, first, &mut group) {
-                    // Caught up: let the next batches gather (`linger.rs`).
-                    std::thread::sleep(linger.after(taken));
+                let (taken, caught_up) = take_waiting(p, intake, first, &mut group);
+                gathered += taken;
+                if caught_up {
+                    // Let the next batches gather (`linger.rs`).
+                    std::thread::sleep(linger.after(gathered));
+                    gathered = 0;
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -296,9 +301,9 @@ fn drive(p: &mut Pipeline, intake: &Intake, flush_every: Duration, reopen: &Atom
 
 /// Process `first` and what else is waiting, before the clock is read again
 /// (at most [`DRAIN_BATCHES`] more, so flushes and reopens stay on time), in
-/// groups of about [`GROUP_MESSAGES`]; when the hand-off ran empty, how
-/// many messages were taken.
-fn take_waiting(p: &mut Pipeline, intake: &Intake, first: Batch, group: &mut Vec<Batch>) -> Option<usize> {
+/// groups of about [`GROUP_MESSAGES`]; how many messages were taken, and
+/// whether the hand-off ran empty.
+fn take_waiting(p: &mut Pipeline, intake: &Intake, first: Batch, group: &mut Vec<Batch>) -> (usize, bool) {
     let mut messages = first.msgs.len();
     let mut taken = messages;
     group.push(first);
@@ -321,7 +326,7 @@ fn take_waiting(p: &mut Pipeline, intake: &Intake, first: Batch, group: &mut Vec
         }
     }
     process_group(p, intake, group);
-    caught_up.then_some(taken)
+    (taken, caught_up)
 }
 
 /// Run a group through the pipeline, then hand its budget back.

@@ -19,11 +19,13 @@
 //! (ten times the benchmark's paced rate), capped at [`MAX_PAUSE`]; below
 //! [`MIN_PAUSE`] (the default 208 KiB buffer) there is no pause at all. A
 //! pause is taken only after a call that emptied the queue (fewer
-//! datagrams than slots) and waited less than half a pause for its first
-//! datagram: traffic that flows fast enough to bring two or more during
-//! the pause. A slower trickle (a datagram every 125 µs or more at the
-//! longest pause) is taken as it comes, since a pause that gathers one
-//! datagram costs the wake-up it saves. If the kernel ever drops a
+//! datagrams than slots), whose batch the pipeline took at once, and that
+//! waited less than half a pause for its first datagram (and, right after
+//! a pause, which leaves little to wait for, whose pause gathered two or
+//! more): traffic that flows fast enough to bring two or more during the
+//! pause. A slower trickle (a datagram every 125 µs or more at the longest
+//! pause) is taken as it comes, since a pause that gathers one datagram
+//! costs the wake-up it saves. If the kernel ever drops a
 //! datagram, pausing stops for [`BACKOFF`] whatever the cause, so a rate
 //! the estimate did not foresee costs CPU rather than lines. Unix datagram
 //! sockets never pause: their queue holds 11 datagrams by default
@@ -58,17 +60,35 @@ pub fn udp_pause(granted: usize) -> Duration {
     }
 }
 
+/// What one `recvmmsg` call found, as [`Pauser::after`] weighs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call {
+    /// Datagrams it returned, of `slots` it could.
+    pub taken: usize,
+    pub slots: usize,
+    /// How long the call waited for its first datagram.
+    pub waited: Duration,
+    /// The pipeline took the batch at once (no `Buffer_Full` wait or drop:
+    /// after one, the socket has been filling meanwhile).
+    pub handed_over: bool,
+    /// The kernel reported drops since the previous call.
+    pub dropped: bool,
+}
+
 /// One receiver's pausing state.
 #[derive(Debug)]
 pub struct Pauser {
     pause: Duration,
+    /// The previous call was followed by a pause: a short `waited` says
+    /// little then (what the pause gathered was already queued).
+    paused: bool,
     off_until: Option<Instant>,
 }
 
 impl Pauser {
     /// `pause`: what the socket affords ([`udp_pause`]); zero never pauses.
     pub fn new(pause: Duration) -> Pauser {
-        Pauser { pause, off_until: None }
+        Pauser { pause, paused: false, off_until: None }
     }
 
     /// Whether this receiver may ever pause (else the caller need not ask).
@@ -76,25 +96,19 @@ impl Pauser {
         !self.pause.is_zero()
     }
 
-    /// After a call that waited `waited` for its first datagram and
-    /// returned `taken` of `slots` at `now`, with `dropped` true if the
-    /// kernel reported drops since the last call: how long to pause before
-    /// the next call, if at all. A drop turns pausing off for [`BACKOFF`];
-    /// true in the second value when this call is the one that turned it
-    /// off (to be logged).
-    pub fn after(
-        &mut self,
-        taken: usize,
-        slots: usize,
-        waited: Duration,
-        dropped: bool,
-        now: Instant,
-    ) -> (Option<Duration>, bool) {
+    /// After `call`, at `now`: how long to pause before the next call, if
+    /// at all. Traffic flows when the call found its first datagram within
+    /// half a pause and, right after a pause, that the pause gathered two
+    /// or more (a call after a pause that gathered nothing waits for the
+    /// next datagram, however far off). A drop turns pausing off for [`BACKOFF`]; true in the second
+    /// value when this call is the one that turned it off (to be logged).
+    pub fn after(&mut self, call: Call, now: Instant) -> (Option<Duration>, bool) {
         if self.pause.is_zero() {
             return (None, false);
         }
-        let flowing = waited < self.pause / 2;
-        if dropped {
+        let flowing = call.waited < self.pause / 2 && (!self.paused || call.taken >= 2);
+        self.paused = false;
+        if call.dropped {
             let newly = self.off_until.is_none_or(|t| now >= t);
             self.off_until = Some(now + BACKOFF);
             return (None, newly);
@@ -103,7 +117,8 @@ impl Pauser {
             return (None, false);
         }
         self.off_until = None;
-        ((flowing && taken < slots).then_some(self.pause), false)
+        self.paused = flowing && call.taken < call.slots && call.handed_over;
+        (self.paused.then_some(self.pause), false)
     }
 }
 
@@ -125,24 +140,40 @@ mod tests {
         assert_eq!(udp_pause(usize::MAX), MAX_PAUSE);
     }
 
+    fn call(taken: usize, waited: Duration) -> Call {
+        Call { taken, slots: 32, waited, handed_over: true, dropped: false }
+    }
+
     #[test]
     fn pauses_only_while_traffic_flows_and_the_queue_was_emptied() {
         let t0 = Instant::now();
         let us = Duration::from_micros;
         let mut p = Pauser::new(MAX_PAUSE);
         assert!(p.enabled());
-        // The call found its datagram at once or nearly: pause.
-        assert_eq!(p.after(2, 32, us(0), false, t0), (Some(MAX_PAUSE), false));
-        assert_eq!(p.after(1, 32, MAX_PAUSE / 2 - us(1), false, t0), (Some(MAX_PAUSE), false));
         // It waited half a pause or more: a trickle, taken as it comes.
-        assert_eq!(p.after(1, 32, MAX_PAUSE / 2, false, t0), (None, false));
-        assert_eq!(p.after(1, 32, us(900), false, t0), (None, false));
+        assert_eq!(p.after(call(1, MAX_PAUSE / 2), t0), (None, false));
+        assert_eq!(p.after(call(1, us(900)), t0), (None, false));
         // A full call: more is waiting, no pause.
-        assert_eq!(p.after(32, 32, us(0), false, t0), (None, false));
+        assert_eq!(p.after(call(32, us(0)), t0), (None, false));
+        // The pipeline could not take the batch at once: no pause.
+        assert_eq!(p.after(Call { handed_over: false, ..call(2, us(0)) }, t0), (None, false));
+        // The call found its datagram at once or nearly: pause.
+        assert_eq!(p.after(call(1, MAX_PAUSE / 2 - us(1)), t0), (Some(MAX_PAUSE), false));
+        // Right after a pause the call waits for nothing: what the pause
+        // gathered decides. Two or more: keep pausing; one: a trickle.
+        assert_eq!(p.after(call(5, us(0)), t0), (Some(MAX_PAUSE), false));
+        assert_eq!(p.after(call(2, us(0)), t0), (Some(MAX_PAUSE), false));
+        assert_eq!(p.after(call(1, us(0)), t0), (None, false));
+        // Not after a pause any more: `waited` decides again.
+        assert_eq!(p.after(call(1, us(0)), t0), (Some(MAX_PAUSE), false));
+        // A call after a pause that gathered nothing waited for the next
+        // burst: however much that brought, the traffic is a trickle.
+        assert_eq!(p.after(call(4, us(700)), t0), (None, false));
+        assert_eq!(p.after(call(1, us(0)), t0), (Some(MAX_PAUSE), false));
         let mut never = Pauser::new(Duration::ZERO);
         assert!(!never.enabled());
-        assert_eq!(never.after(1, 32, us(0), false, t0), (None, false));
-        assert_eq!(never.after(1, 32, us(0), true, t0), (None, false));
+        assert_eq!(never.after(call(1, us(0)), t0), (None, false));
+        assert_eq!(never.after(Call { dropped: true, ..call(1, us(0)) }, t0), (None, false));
     }
 
     #[test]
@@ -150,13 +181,14 @@ mod tests {
         let t0 = Instant::now();
         let at = |d: Duration| t0 + d;
         let us = Duration::from_micros;
+        let dropped = Call { dropped: true, ..call(1, us(0)) };
         let mut p = Pauser::new(MAX_PAUSE);
-        assert_eq!(p.after(1, 32, us(0), false, t0), (Some(MAX_PAUSE), false));
-        assert_eq!(p.after(1, 32, us(0), true, at(us(5))), (None, true));
+        assert_eq!(p.after(call(2, us(0)), t0), (Some(MAX_PAUSE), false));
+        assert_eq!(p.after(dropped, at(us(5))), (None, true));
         // Further drops during the backoff extend it but are not news.
-        assert_eq!(p.after(1, 32, us(0), true, at(us(10))), (None, false));
-        assert_eq!(p.after(1, 32, us(0), false, at(us(10) + BACKOFF / 2)), (None, false));
-        assert_eq!(p.after(1, 32, us(0), false, at(us(10) + BACKOFF - us(1))), (None, false));
-        assert_eq!(p.after(1, 32, us(0), false, at(us(10) + BACKOFF)), (Some(MAX_PAUSE), false));
+        assert_eq!(p.after(dropped, at(us(10))), (None, false));
+        assert_eq!(p.after(call(2, us(0)), at(us(10) + BACKOFF / 2)), (None, false));
+        assert_eq!(p.after(call(2, us(0)), at(us(10) + BACKOFF - us(1))), (None, false));
+        assert_eq!(p.after(call(2, us(0)), at(us(10) + BACKOFF)), (Some(MAX_PAUSE), false));
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::handoff::{Batch, Handoff};
-use super::pause::Pauser;
+use super::pause::{Call, Pauser};
 use super::watchdog::Watchdog;
 use crate::ratelimit::RateLimiter;
 use crate::record::Timestamp;
@@ -108,6 +108,10 @@ struct Slots {
     /// Headers the kernel may have written since they were last armed:
     /// those of the datagrams the last call returned and the one after.
     dirty: usize,
+    /// When set, the moment the last `recvmmsg` returned is recorded in
+    /// `returned` (for the pause, which weighs how long a call waited).
+    timed: bool,
+    returned: Option<std::time::Instant>,
 }
 
 /// Room for one `SO_RXQ_OVFL` control message (24 bytes on 64-bit) and spare.
@@ -124,6 +128,8 @@ impl Slots {
             ctrl: vec![[0u64; CTRL_WORDS]; SLOTS],
             kernel_drops_seen: 0,
             dirty: SLOTS,
+            timed: false,
+            returned: None,
         });
         let base = s.bufs.as_mut_ptr();
         for i in 0..SLOTS {
@@ -206,19 +212,22 @@ impl DgramReceiver {
         let drops = RateLimiter::default();
         let mut watchdog = self.unlink.as_deref().and_then(Watchdog::new);
         let mut pauser = Pauser::new(self.pause);
+        slots.timed = pauser.enabled();
         let mut kernel_drops = self.counters.kernel_drops.get();
         crate::sched::ask_short_slice_logged();
         while !self.stop.load(Ordering::Relaxed) {
             if let Some(w) = watchdog.as_mut() {
                 self.rebind_if_deleted(w, &mut slots, &drops);
             }
-            let called = pauser.enabled().then(std::time::Instant::now);
+            let called = slots.timed.then(std::time::Instant::now);
             match self.receive(&mut slots, libc::MSG_WAITFORONE) {
                 Ok(Some(batch)) => {
-                    let waited = called.map(|c| (c.elapsed(), batch.msgs.len()));
-                    self.hand_over(batch, &drops);
-                    if let Some((waited, taken)) = waited {
-                        self.pause_if_flowing(&mut pauser, taken, waited, &mut kernel_drops);
+                    let taken = batch.msgs.len();
+                    let handed_over = self.hand_over(batch, &drops);
+                    if let (Some(called), Some(returned)) = (called, slots.returned) {
+                        let waited = returned.saturating_duration_since(called);
+                        let call = Call { taken, slots: SLOTS, waited, handed_over, dropped: false };
+                        self.pause_if_flowing(&mut pauser, call, &mut kernel_drops);
                     }
                 }
                 Ok(None) => {}
@@ -234,13 +243,11 @@ impl DgramReceiver {
     /// Let what arrives next pile up for a moment when traffic flows and the
     /// socket can hold it (see `pause.rs`); stop pausing for a while once
     /// the kernel drops datagrams.
-    /// `waited`: how long the `recvmmsg` call took to return `taken`
-    /// datagrams (it tells a flow from a trickle).
-    fn pause_if_flowing(&self, pauser: &mut Pauser, taken: usize, waited: std::time::Duration, seen_drops: &mut u64) {
+    fn pause_if_flowing(&self, pauser: &mut Pauser, mut call: Call, seen_drops: &mut u64) {
         let drops = self.counters.kernel_drops.get();
-        let dropped = drops != *seen_drops;
+        call.dropped = drops != *seen_drops;
         *seen_drops = drops;
-        let (pause, turned_off) = pauser.after(taken, SLOTS, waited, dropped, std::time::Instant::now());
+        let (pause, turned_off) = pauser.after(call, std::time::Instant::now());
         if turned_off {
             tracing::warn!(
                 backoff_s = super::pause::BACKOFF.as_secs(),
@@ -254,10 +261,10 @@ impl DgramReceiver {
     }
 
     /// Offer a batch to the pipeline; when it is full, wait or drop and count
-    /// as `Buffer_Full` says.
-    fn hand_over(&self, batch: Batch, drops: &RateLimiter) {
+    /// as `Buffer_Full` says. True when the pipeline took it at once.
+    fn hand_over(&self, batch: Batch, drops: &RateLimiter) -> bool {
         let refused = match self.handoff.offer(batch) {
-            Ok(()) => None,
+            Ok(()) => return true,
             Err(b) if self.wait_when_full => self.wait_for_room(b, drops),
             Err(b) => Some(b),
         };
@@ -270,6 +277,7 @@ impl DgramReceiver {
                 "pipeline buffer full: dropping received messages (counted as buffer_full)"
             );
         }
+        false
     }
 
     /// `Buffer_Full wait`: hold the batch until the pipeline takes it; the
@@ -296,7 +304,7 @@ impl DgramReceiver {
     fn rebind_if_deleted(&self, w: &mut Watchdog, slots: &mut Slots, drops: &RateLimiter) {
         let Some(new) = w.check() else { return };
         while let Ok(Some(batch)) = self.receive(slots, libc::MSG_DONTWAIT) {
-            self.hand_over(batch, drops);
+            let _ = self.hand_over(batch, drops);
         }
         if let Err(e) = w.replace(self.fd, new) {
             tracing::error!(error = %e, "cannot switch to the re-created socket");
@@ -326,6 +334,9 @@ impl DgramReceiver {
         let n = unsafe {
             libc::recvmmsg(self.fd, slots.hdrs.as_mut_ptr(), SLOTS as libc::c_uint, flags, std::ptr::null_mut())
         };
+        if slots.timed {
+            slots.returned = Some(std::time::Instant::now());
+        }
         // The kernel stops at the first header it finds no datagram for;
         // after an error, every header is armed again.
         slots.dirty = if n < 0 { SLOTS } else { n as usize + 1 };
