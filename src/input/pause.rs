@@ -66,7 +66,9 @@ pub struct Call {
     /// Datagrams it returned, of `slots` it could.
     pub taken: usize,
     pub slots: usize,
-    /// How long the call waited for its first datagram.
+    /// How long the call took: its wait for the first datagram, plus the
+    /// copy into the batch (microseconds; only datagrams of tens of KiB
+    /// could make a flow look like a trickle, which merely skips a pause).
     pub waited: Duration,
     /// The pipeline took the batch at once (no `Buffer_Full` wait or drop:
     /// after one, the socket has been filling meanwhile).

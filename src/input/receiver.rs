@@ -108,10 +108,6 @@ struct Slots {
     /// Headers the kernel may have written since they were last armed:
     /// those of the datagrams the last call returned and the one after.
     dirty: usize,
-    /// When set, the moment the last `recvmmsg` returned is recorded in
-    /// `returned` (for the pause, which weighs how long a call waited).
-    timed: bool,
-    returned: Option<std::time::Instant>,
 }
 
 /// Room for one `SO_RXQ_OVFL` control message (24 bytes on 64-bit) and spare.
@@ -128,8 +124,6 @@ impl Slots {
             ctrl: vec![[0u64; CTRL_WORDS]; SLOTS],
             kernel_drops_seen: 0,
             dirty: SLOTS,
-            timed: false,
-            returned: None,
         });
         let base = s.bufs.as_mut_ptr();
         for i in 0..SLOTS {
@@ -212,20 +206,20 @@ impl DgramReceiver {
         let drops = RateLimiter::default();
         let mut watchdog = self.unlink.as_deref().and_then(Watchdog::new);
         let mut pauser = Pauser::new(self.pause);
-        slots.timed = pauser.enabled();
         let mut kernel_drops = self.counters.kernel_drops.get();
         crate::sched::ask_short_slice_logged();
         while !self.stop.load(Ordering::Relaxed) {
             if let Some(w) = watchdog.as_mut() {
                 self.rebind_if_deleted(w, &mut slots, &drops);
             }
-            let called = slots.timed.then(std::time::Instant::now);
+            let called = pauser.enabled().then(std::time::Instant::now);
             match self.receive(&mut slots, libc::MSG_WAITFORONE) {
                 Ok(Some(batch)) => {
+                    // Timed before the hand-over, which may wait (`Buffer_Full wait`).
+                    let waited = called.map(|c| c.elapsed());
                     let taken = batch.msgs.len();
                     let handed_over = self.hand_over(batch, &drops);
-                    if let (Some(called), Some(returned)) = (called, slots.returned) {
-                        let waited = returned.saturating_duration_since(called);
+                    if let Some(waited) = waited {
                         let call = Call { taken, slots: SLOTS, waited, handed_over, dropped: false };
                         self.pause_if_flowing(&mut pauser, call, &mut kernel_drops);
                     }
@@ -334,9 +328,6 @@ impl DgramReceiver {
         let n = unsafe {
             libc::recvmmsg(self.fd, slots.hdrs.as_mut_ptr(), SLOTS as libc::c_uint, flags, std::ptr::null_mut())
         };
-        if slots.timed {
-            slots.returned = Some(std::time::Instant::now());
-        }
         // The kernel stops at the first header it finds no datagram for;
         // after an error, every header is armed again.
         slots.dirty = if n < 0 { SLOTS } else { n as usize + 1 };
