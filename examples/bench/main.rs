@@ -17,7 +17,10 @@
 //! (the ranges of CPU and peak RSS are printed beside it): these machines
 //! are shared and noisy. `×fl/rnd` is then the median of each round's
 //! ratio to the floor run of the same round, seconds apart, which slower
-//! drift in the host's speed does not move. `--via` and `--load` pick transports and loads;
+//! drift in the host's speed does not move. `floor2`, the hand-off floor
+//! (`floor.rs`), is the least work with gatelog's design (a receive loop
+//! that never waits on the disk); `×floor2` is the median of each round's
+//! ratio to it, what gatelog costs beyond that design. `--via` and `--load` pick transports and loads;
 //! `BENCH_KEEP_STDERR=prefix` keeps each receiver's log as `prefix.<job>`.
 //! Paced sends are due in 1 ms slices (100 back to back at 100k/s);
 //! `--slice-us 100` spreads them over 100 µs slices, closer to many nginx
@@ -49,6 +52,8 @@ const TEMPLATE: &str = "time:{time}\tmethod:{method}\turi:{uri}\tstatus:{status}
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Job {
     Floor,
+    /// The hand-off floor: one thread receives, another writes (`floor.rs`).
+    HandoffFloor,
     /// (a) the sidecar pipeline verbatim.
     Sidecar,
     /// (b) the same job with native dated paths and no Lua.
@@ -61,9 +66,14 @@ enum Job {
 }
 
 impl Job {
+    fn is_floor(self) -> bool {
+        matches!(self, Job::Floor | Job::HandoffFloor)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Job::Floor => "floor",
+            Job::HandoffFloor => "floor2",
             Job::Sidecar => "a sidecar",
             Job::Native => "b native",
             Job::Raw => "c raw",
@@ -99,12 +109,17 @@ struct Outcome {
 }
 
 /// The options, printed by `--help` and on a mistake.
-const USAGE: &str = "usage: cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--slice-us US] [--only a,b,c,floor,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced] [--gatelog PATH] [--baseline PATH]";
+const USAGE: &str = "usage: cargo run --release --example bench -- [--messages N] [--paced N] [--rate R] [--slice-us US] [--only floor,floor2,a,b,c,rsyslog] [--repeat K] [--buffer-limit SIZE] [--via unix_udp,udp] [--load blocking,paced] [--gatelog PATH] [--baseline PATH]";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("floor") {
-        if let Err(e) = floor::run(&args[2], &args[3], &args[4]) {
+    let floor = match args.get(1).map(String::as_str) {
+        Some("floor") => Some(floor::run as fn(&str, &str, &str) -> std::io::Result<()>),
+        Some("floor2") => Some(floor::run_handoff as fn(&str, &str, &str) -> std::io::Result<()>),
+        _ => None,
+    };
+    if let Some(floor) = floor {
+        if let Err(e) = floor(&args[2], &args[3], &args[4]) {
             eprintln!("floor: {e}");
             std::process::exit(1);
         }
@@ -149,7 +164,7 @@ fn main() {
         if rsyslogd.is_none() {
             println!("rsyslogd not found: the rsyslog reference is skipped (apt-get install rsyslog)");
         }
-        if rsyslogd.is_some() { "floor,a,b,c,rsyslog" } else { "floor,a,b,c" }.into()
+        if rsyslogd.is_some() { "floor,floor2,a,b,c,rsyslog" } else { "floor,floor2,a,b,c" }.into()
     });
     let gatelog = PathBuf::from(opt("--gatelog").unwrap_or_else(|| "target/release/gatelog".into()));
     let gatelog = gatelog.canonicalize().unwrap_or(gatelog);
@@ -166,25 +181,31 @@ fn main() {
     // `--baseline PATH`: every gatelog job also runs with that binary,
     // interleaved with the current one (an A/B comparison in one run).
     let baseline = opt("--baseline").map(PathBuf::from).map(|p| p.canonicalize().unwrap_or(p));
-    let jobs: Vec<(Job, &Path, String)> =
-        [("floor", Job::Floor), ("a", Job::Sidecar), ("b", Job::Native), ("c", Job::Raw), ("rsyslog", Job::Rsyslog)]
-            .into_iter()
-            .filter(|(k, _)| only.split(',').any(|o| o == *k))
-            .flat_map(|(k, j)| {
-                let base = match (&baseline, j) {
-                    (Some(b), Job::Sidecar | Job::Native | Job::Raw) => Some((j, b.as_path(), format!("{k} baseline"))),
-                    _ => None,
-                };
-                std::iter::once((j, gatelog.as_path(), j.name().to_owned())).chain(base)
-            })
-            .collect();
+    let jobs: Vec<(Job, &Path, String)> = [
+        ("floor", Job::Floor),
+        ("floor2", Job::HandoffFloor),
+        ("a", Job::Sidecar),
+        ("b", Job::Native),
+        ("c", Job::Raw),
+        ("rsyslog", Job::Rsyslog),
+    ]
+    .into_iter()
+    .filter(|(k, _)| only.split(',').any(|o| o == *k))
+    .flat_map(|(k, j)| {
+        let base = match (&baseline, j) {
+            (Some(b), Job::Sidecar | Job::Native | Job::Raw) => Some((j, b.as_path(), format!("{k} baseline"))),
+            _ => None,
+        };
+        std::iter::once((j, gatelog.as_path(), j.name().to_owned())).chain(base)
+    })
+    .collect();
     println!("machine: {} cores, {}", num_cpus(), cpu_model());
     println!(
         "qlen: net.unix.max_dgram_qlen={}",
         std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").unwrap_or_default().trim()
     );
     println!(
-        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>8} {:>9} {:>9} {:>6} {:>12}",
+        "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6} {:>12}",
         "job",
         "via",
         "load",
@@ -198,6 +219,7 @@ fn main() {
         "dups",
         "×floor",
         "×fl/rnd",
+        "×floor2",
         "cs/1kmsg",
         "flt/1kmsg",
         "pipe%",
@@ -243,20 +265,22 @@ fn main() {
                     runs[k].push(outcome.ok());
                 }
             }
-            let floor_runs = jobs.iter().position(|(job, _, _)| *job == Job::Floor).map(|f| &runs[f]);
-            let paired: Vec<Option<f64>> = runs
-                .iter()
-                .map(|job_runs| {
-                    let floor_runs = floor_runs?;
-                    let mut ratios: Vec<f64> = job_runs
-                        .iter()
-                        .zip(floor_runs)
-                        .filter_map(|(j, f)| Some(j.as_ref()?.per_msg() / f.as_ref()?.per_msg()))
-                        .collect();
-                    ratios.sort_by(f64::total_cmp);
-                    ratios.get(ratios.len() / 2).copied()
-                })
-                .collect();
+            let paired = |to: Job| -> Vec<Option<f64>> {
+                let floor_runs = jobs.iter().position(|(job, _, _)| *job == to).map(|f| &runs[f]);
+                runs.iter()
+                    .map(|job_runs| {
+                        let floor_runs = floor_runs?;
+                        let mut ratios: Vec<f64> = job_runs
+                            .iter()
+                            .zip(floor_runs)
+                            .filter_map(|(j, f)| Some(j.as_ref()?.per_msg() / f.as_ref()?.per_msg()))
+                            .collect();
+                        ratios.sort_by(f64::total_cmp);
+                        ratios.get(ratios.len() / 2).copied()
+                    })
+                    .collect()
+            };
+            let (paired, paired2) = (paired(Job::Floor), paired(Job::HandoffFloor));
             let mut floor_cpu = None;
             for (k, (job, _, name)) in jobs.iter().enumerate() {
                 let job = *job;
@@ -284,8 +308,12 @@ fn main() {
                     Some(r) if repeat > 1 && job != Job::Floor => format!("{r:.2}"),
                     _ => "-".into(),
                 };
+                let to_handoff = match paired2[k] {
+                    Some(r) if !job.is_floor() => format!("{r:.2}"),
+                    _ => "-".into(),
+                };
                 println!(
-                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>8} {:>9.0} {:>9.0} {:>6} {:>12}",
+                    "{:<10} {:<8} {:<14} {:>9} {:>7} {:>10} {:>8} {:>10.2} {:>9.0} {:>7.1}Mi {:>6} {:>8} {:>8} {:>8} {:>9.0} {:>9.0} {:>6} {:>12}",
                     name,
                     transport.name(),
                     label,
@@ -299,6 +327,7 @@ fn main() {
                     o.written.saturating_sub(o.distinct),
                     ratio,
                     per_round,
+                    to_handoff,
                     o.switches as f64 * 1000.0 / o.written.max(1) as f64,
                     o.faults as f64 * 1000.0 / o.written.max(1) as f64,
                     o.pipeline_share.map(|p| format!("{:.0}", p * 100.0)).unwrap_or_else(|| "-".into()),
@@ -415,7 +444,7 @@ fn config(job: Job, transport: Transport, dir: &Path, port: u16, tweaks: Tweaks<
             input(transport, dir, port, "raw", "raw"),
             out.display()
         ),
-        Job::Floor | Job::Rsyslog => String::new(),
+        Job::Floor | Job::HandoffFloor | Job::Rsyslog => String::new(),
     };
     let text = if tweaks.wait { text.replace("[INPUT]\n", "[INPUT]\n    Buffer_Full wait\n") } else { text };
     let text = match tweaks.buffer_limit {
@@ -481,14 +510,15 @@ fn run(
     let dir = tempfile::Builder::new().prefix("gatelog-bench").tempdir()?;
     let port = free_udp_port();
     let sock = dir.path().join("sys-log.sock");
-    let mut cmd = if job == Job::Floor {
+    let mut cmd = if job.is_floor() {
         let mut c = Command::new(std::env::current_exe()?);
         let addr = match transport {
             Transport::UnixUdp => sock.display().to_string(),
             Transport::Udp => format!("127.0.0.1:{port}"),
         };
         std::fs::create_dir_all(dir.path().join("out"))?;
-        c.args(["floor", transport.name(), &addr]).arg(dir.path().join("out/floor.log"));
+        let arg = if job == Job::Floor { "floor" } else { "floor2" };
+        c.args([arg, transport.name(), &addr]).arg(dir.path().join("out/floor.log"));
         c
     } else if job == Job::Rsyslog {
         let conf = rsyslog_config(transport, dir.path(), port)?;
@@ -539,7 +569,7 @@ fn run(
     std::thread::sleep(Duration::from_millis(200));
     // gatelog's pipeline thread's share of its CPU so far (the final drain
     // after SIGTERM is left out; it is small).
-    let pipeline_share = (![Job::Floor, Job::Rsyslog].contains(&job)).then(|| pipeline_share(pid)).flatten();
+    let pipeline_share = (!job.is_floor() && job != Job::Rsyslog).then(|| pipeline_share(pid)).flatten();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let mut status = 0;
