@@ -265,19 +265,22 @@ impl Io {
                 dest.buf.splice(0..0, header);
             }
         }
-        // Where this write starts: a write that fails half way (disk full)
-        // is cut back to here, so no partial line is left for the next
-        // record to be glued onto.
-        let before = of.file.metadata().map(|m| m.len()).ok();
-        match of.file.write_all(&dest.buf) {
+        let (written, result) = write_counted(&mut of.file, &dest.buf);
+        match result {
             Ok(()) => {
                 counters.proc_records.add(dest.pending);
                 counters.proc_bytes.add(dest.buf.len() as u64);
                 self.reset(dest);
             }
             Err(e) => {
-                if let Some(len) = before {
-                    let _ = of.file.set_len(len);
+                // A write that fails half way (disk full) is cut back to
+                // where it started, so no partial line is left for the next
+                // record to be glued onto. (Asked of the file only then: a
+                // `stat` before every write cost ~1% of job (c)'s CPU.)
+                if written > 0 {
+                    if let Ok(md) = of.file.metadata() {
+                        let _ = of.file.set_len(md.len().saturating_sub(written as u64));
+                    }
                 }
                 dest.file = None;
                 self.fail(path, dest, "write", &e, counters);
@@ -323,6 +326,20 @@ impl Io {
             dest.buf.shrink_to(self.buffer_size);
         }
     }
+}
+
+/// `write_all`, also telling how many bytes landed before an error.
+fn write_counted(file: &mut File, buf: &[u8]) -> (usize, io::Result<()>) {
+    let mut written = 0;
+    while written < buf.len() {
+        match file.write(&buf[written..]) {
+            Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (written, Err(e)),
+        }
+    }
+    (written, Ok(()))
 }
 
 #[cfg(test)]
