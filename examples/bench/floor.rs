@@ -22,8 +22,11 @@ use std::time::Duration;
 const SLOTS: usize = 64;
 const SLOT: usize = 64 * 1024;
 
+/// A floor's entry: transport, address, output file.
+pub type Run = fn(&str, &str, &str) -> std::io::Result<()>;
+
 /// A bound socket (kept alive by the box) and its descriptor.
-type Bound = (i32, Box<dyn std::any::Any + Send>);
+type Bound = (i32, Box<dyn std::any::Any>);
 
 fn bind(transport: &str, addr: &str) -> std::io::Result<Bound> {
     if transport == "udp" {

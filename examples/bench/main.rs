@@ -113,9 +113,10 @@ const USAGE: &str = "usage: cargo run --release --example bench -- [--messages N
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let floor = match args.get(1).map(String::as_str) {
-        Some("floor") => Some(floor::run as fn(&str, &str, &str) -> std::io::Result<()>),
-        Some("floor2") => Some(floor::run_handoff as fn(&str, &str, &str) -> std::io::Result<()>),
+    // The floors run as `bench <job name> <transport> <address> <file>`.
+    let floor: Option<floor::Run> = match args.get(1).map(String::as_str) {
+        Some(n) if n == Job::Floor.name() => Some(floor::run),
+        Some(n) if n == Job::HandoffFloor.name() => Some(floor::run_handoff),
         _ => None,
     };
     if let Some(floor) = floor {
@@ -517,8 +518,7 @@ fn run(
             Transport::Udp => format!("127.0.0.1:{port}"),
         };
         std::fs::create_dir_all(dir.path().join("out"))?;
-        let arg = if job == Job::Floor { "floor" } else { "floor2" };
-        c.args([arg, transport.name(), &addr]).arg(dir.path().join("out/floor.log"));
+        c.args([job.name(), transport.name(), &addr]).arg(dir.path().join("out/floor.log"));
         c
     } else if job == Job::Rsyslog {
         let conf = rsyslog_config(transport, dir.path(), port)?;
